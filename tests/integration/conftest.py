@@ -1,0 +1,101 @@
+"""Shared fixtures for the integration tests.
+
+These tests run as root on the real kernel. Two ways to call a module:
+
+* ``run_module``: the module's own code in a fresh Python process, with its
+  arguments in a file, exactly as AnsiballZ hands them over. Fast; use it
+  for most behaviour.
+* ``ansible_module``: a real ``ansible`` ad-hoc call on localhost. Slower;
+  use it where the Ansible process model matters (file descriptors left
+  open, check mode and diff as the controller sends them).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS_PATH = os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(ROOT, ".build", "collections"))
+HOST_PYTHON = os.environ.get("HOST_PYTHON", "/usr/bin/python3")
+MODULE_PACKAGE = "ansible_collections.handmade.containers.plugins.modules"
+
+
+def _module_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [COLLECTIONS_PATH, env.get("PYTHONPATH")]))
+    return env
+
+
+def run_module_direct(module, args, check_mode=False, diff=False, timeout=300):
+    """Run plugins/modules/<module>.py once and return its parsed result."""
+    params = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": params}, handle)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "%s.%s" % (MODULE_PACKAGE, module), handle.name],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_module_env(),
+            timeout=timeout, check=False,
+        )
+    finally:
+        os.unlink(handle.name)
+    try:
+        result = json.loads(proc.stdout.decode())
+    except ValueError:
+        raise AssertionError("module %s printed no JSON (rc=%d)\nstdout: %s\nstderr: %s" % (
+            module, proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")))
+    result.setdefault("failed", False)
+    return result
+
+
+def run_ansible_adhoc(module, args, check_mode=False, diff=False, timeout=600):
+    """Run handmade.containers.<module> through ``ansible`` on localhost."""
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
+        "ANSIBLE_PYTHON_INTERPRETER": HOST_PYTHON,
+        "ANSIBLE_NOCOLOR": "1",
+    })
+    cmd = ["ansible", "localhost", "-c", "local", "-i", "localhost,",
+           "-m", "handmade.containers.%s" % module, "-a", json.dumps(args)]
+    if check_mode:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                          timeout=timeout, check=False)
+    # The minimal callback prints "localhost | STATUS => {json}".
+    output = proc.stdout.decode(errors="replace")
+    match = re.search(r"^localhost \| [A-Z!]+(?: \| rc=-?\d+)? => ", output, re.MULTILINE)
+    try:
+        result = json.JSONDecoder().raw_decode(output[match.end():])[0]
+    except (AttributeError, ValueError):
+        raise AssertionError("ansible printed no result (rc=%d)\nstdout: %s\nstderr: %s" % (
+            proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")))
+    result.setdefault("failed", False)
+    return result
+
+
+@pytest.fixture
+def run_module():
+    """``run_module(name, args, check_mode=False, diff=False) -> result dict``."""
+    return run_module_direct
+
+
+@pytest.fixture
+def ansible_module():
+    """``ansible_module(name, args, check_mode=False, diff=False) -> result dict``."""
+    return run_ansible_adhoc
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.geteuid() != 0:
+        skip = pytest.mark.skip(reason="integration tests need root (namespaces, mounts, cgroups)")
+        for item in items:
+            item.add_marker(skip)
