@@ -13,6 +13,7 @@ These tests run as root on the real kernel. Two ways to call a module:
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -99,3 +100,62 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="integration tests need root (namespaces, mounts, cgroups)")
         for item in items:
             item.add_marker(skip)
+
+
+# ---------------------------------------------------------------------------
+# The offline Alpine mirror (tests/fixtures/alpine_mirror.py), built once per
+# recipe into the development cache and served on 127.0.0.1 for the session.
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+import alpine_mirror as alpine_mirror_builder  # noqa: E402 (needs the path above)
+
+MIRROR_CACHE = os.environ.get(
+    "HANDMADE_TEST_MIRROR_CACHE",
+    os.path.join(os.environ.get("HANDMADE_DEV_CACHE", "/var/cache/handmade-containers-dev"), "mirror"))
+
+
+class AlpineMirror(dict):
+    """The mirror's description (``url``, ``root``, ``key_file``, ``fingerprint``,
+    ``versions``, ``arches``, ``branches``) as keys and as attributes.
+
+    ``server.faults`` makes one URL path answer with an HTTP status,
+    ``"truncate"`` or other bytes (see ``alpine_mirror._Handler``);
+    ``server.requests`` lists the paths requested so far.
+    """
+
+    __getattr__ = dict.__getitem__
+
+    def tarball_path(self, version, arch="x86_64"):
+        branch = "v" + ".".join(version.split(".")[:2])
+        return os.path.join(self["root"], branch, "releases", arch,
+                            "alpine-minirootfs-%s-%s.tar.gz" % (version, arch))
+
+    def tarball_url(self, version, arch="x86_64"):
+        return self["url"] + "/" + os.path.relpath(self.tarball_path(version, arch), self["root"])
+
+    def sign(self, path):
+        """Write ``path.asc``, signed with the mirror's own key."""
+        alpine_mirror_builder.sign_file(self, path)
+
+
+@pytest.fixture(scope="session")
+def alpine_mirror():
+    info = alpine_mirror_builder.build(MIRROR_CACHE)
+    with alpine_mirror_builder.serving(info["root"]) as server:
+        mirror = AlpineMirror(info, url=server.url, server=server)
+        yield mirror
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(alpine_mirror):
+    """The newest x86_64 fixture tarball extracted with GNU tar (read-only use)."""
+    newest = alpine_mirror["versions"][-1]
+    parent = tempfile.mkdtemp(prefix="handmade-busybox-rootfs-")
+    rootfs = os.path.join(parent, "rootfs")
+    os.mkdir(rootfs)
+    try:
+        subprocess.run(["tar", "-xzf", alpine_mirror.tarball_path(newest), "-C", rootfs,
+                        "--numeric-owner", "--same-permissions", "--same-owner"], check=True)
+        yield rootfs
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
