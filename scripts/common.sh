@@ -62,3 +62,96 @@ ensure_collection_path() {
     export ANSIBLE_PYTHON_INTERPRETER=$HOST_PYTHON
     export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_RETRY_FILES_ENABLED=0
 }
+
+# ---- ansible-test (scripts/sanity.sh, scripts/units.sh) -------------------
+# ansible-test wants the collection at .../ansible_collections/<ns>/<name> and
+# sees only the files git tracks there. The checkout's working tree (tracked
+# files plus untracked, not ignored ones, so uncommitted work is checked too)
+# is copied into a staging tree with a git repository of its own; the
+# checkout's index is never touched. The staging tree's tests/output (the
+# venvs ansible-test units creates, results) survives between runs.
+ANSIBLE_TEST_STAGE=$BUILD/ansible-test/ansible_collections/handmade/containers
+# ansible-test keeps its sanity venvs, its pip bootstrap script and pip's
+# download cache under ~: give it a home inside the project's cache, so the
+# second run reuses them and one rm -rf of $CACHE makes a run cold again.
+# Keep this path short: venv scripts' shebangs must fit in 127 characters.
+ANSIBLE_TEST_HOME=$CACHE/ansible-test
+export ANSIBLE_TEST_STAGE ANSIBLE_TEST_HOME
+
+stage_collection_for_ansible_test() {
+    local stage=$ANSIBLE_TEST_STAGE file
+    mkdir -p "$stage"
+    # One staging tree per checkout: a second sanity or units run waits for
+    # the first instead of rewriting the files under it. The lock is held on
+    # fd 9 until the calling script exits.
+    exec 9>"$BUILD/ansible-test.lock"
+    flock 9
+    find "$stage" -mindepth 1 -maxdepth 1 ! -name tests ! -name .git -exec rm -rf {} +
+    [ -d "$stage/tests" ] && find "$stage/tests" -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
+    (
+        cd "$ROOT"
+        git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
+            # Skip files deleted in the working tree but still in the index.
+            if [ -e "$file" ] || [ -L "$file" ]; then printf '%s\0' "$file"; fi
+        done | tar --null --files-from=- -cf - | tar -xf - -C "$stage"
+    )
+    # The staging tree's own repository: it records exactly the copied files,
+    # and tests/output stays untracked through the copied .gitignore.
+    (
+        cd "$stage"
+        [ -d .git ] || git init -q
+        git add --all . && git -c user.name=stage -c user.email=stage@localhost \
+            commit -q --allow-empty -m staged >/dev/null
+    )
+}
+
+# The Python versions ansible-test checks the managed-host code with: every
+# one pyenv provides (pyenv's shims answer only for the global version, so
+# each interpreter is linked into one directory put first on PATH).
+PYENV_PYTHONS=$BUILD/pythons
+link_pyenv_pythons() {
+    local interpreter name
+    mkdir -p "$PYENV_PYTHONS"
+    command -v pyenv >/dev/null || return 0
+    for interpreter in "$(pyenv root)"/versions/3.*/bin/python3.*; do
+        name=${interpreter##*/}
+        if [[ $name =~ ^python3\.[0-9]+$ ]] && [ -x "$interpreter" ]; then
+            ln -sfn "$interpreter" "$PYENV_PYTHONS/$name"
+        fi
+    done
+}
+
+# The Python versions (3.8 3.9 ...) that link_pyenv_pythons found and that
+# ansible-test supports for this part of the collection: "controller" or
+# "target" (modules and module_utils).
+ansible_test_python_versions() {
+    local kind=$1
+    python - "$kind" "$PYENV_PYTHONS" <<'PY'
+import os, sys
+from ansible_test._util.target.common import constants
+kind, directory = sys.argv[1:]
+supported = constants.CONTROLLER_PYTHON_VERSIONS
+if kind == "target":
+    supported = constants.REMOTE_ONLY_PYTHON_VERSIONS + supported
+print(" ".join(v for v in supported if os.path.exists(os.path.join(directory, "python" + v))))
+PY
+}
+
+# ansible-test, run in the staging tree with its home and the pyenv pythons,
+# after putting the pip bootstrap stand-in everywhere ansible-test looks for
+# one (get_pip_<pip version>.py, one pip version per Python version).
+run_ansible_test() {
+    local pip_version
+    for pip_version in $(python - <<'PY'
+from types import SimpleNamespace
+from ansible_test._internal.python_requirements import get_venv_packages
+from ansible_test._util.target.common import constants
+versions = constants.REMOTE_ONLY_PYTHON_VERSIONS + constants.CONTROLLER_PYTHON_VERSIONS
+print(" ".join(sorted({get_venv_packages(SimpleNamespace(version=v))["pip"] for v in versions})))
+PY
+    ); do
+        install -D -m 0644 "$ROOT/tests/utils/get_pip_standin.py" \
+            "$ANSIBLE_TEST_HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+    done
+    (cd "$ANSIBLE_TEST_STAGE" && HOME=$ANSIBLE_TEST_HOME PATH=$PYENV_PYTHONS:$PATH ansible-test "$@")
+}
