@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# ansible-test units: the pytest unit tests under tests/unit/ (parsing and
+# mapping, with fakes), each in an ansible-test virtualenv per Python version:
+# the oldest managed-host Python, the controller's, and the newest, so code
+# that must run on 3.8 is proven there. HANDMADE_UNITS_PYTHONS="3.8 3.12"
+# picks others. Extra arguments go to ansible-test (e.g. a test file path).
+source "$(dirname "$0")/common.sh"
+require_root units
+apt_install git
+ensure_venv
+link_pyenv_pythons
+stage_collection_for_ansible_test
+
+if ! find "$ANSIBLE_TEST_STAGE/tests/unit" -name 'test_*.py' -print -quit 2>/dev/null | grep -q .; then
+    # Nothing to run is not a failure; say so rather than pass in silence.
+    log "no unit tests under tests/unit yet: nothing to run"
+    exit 0
+fi
+
+available=$(ansible_test_python_versions target)
+controller=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+oldest=${available%% *}
+newest=${available##* }
+requested=${HANDMADE_UNITS_PYTHONS:-$(printf '%s\n' "$oldest" "$controller" "$newest" | sort -uV | tr '\n' ' ')}
+
+for version in $requested; do
+    [[ " $available " == *" $version "* ]] || die "Python $version is not available for ansible-test units (found: $available); install it with pyenv or choose others with HANDMADE_UNITS_PYTHONS"
+    log "ansible-test units on Python $version"
+    run_ansible_test units --venv --color no --python "$version" "$@"
+done
