@@ -1,0 +1,222 @@
+# -*- coding: utf-8 -*-
+# Copyright: handmade.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Linux system calls a container needs, through ctypes.
+
+Python's ``os`` module has no unshare, setns, mount, pivot_root, capset or
+prctl, so they are called here straight from libc (or ``syscall(2)`` where
+glibc has no wrapper). Every wrapper raises ``OSError`` whose message names
+the call and its arguments, so a failure deep inside a container set-up reads
+as "mount('proc', '/x/proc', 'proc'): Operation not permitted", not as a bare
+errno.
+
+Loading is cheap on purpose (no ``ctypes.util.find_library``, which spawns
+``ldconfig``): the running interpreter already links libc, so
+``CDLL(None)`` finds every symbol.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import ctypes
+import os
+import platform
+
+# Namespace flags (include/uapi/linux/sched.h).
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# The names /proc/<pid>/ns/ uses, with the flag that unshares each. The
+# order is the order setns() joins them in: the mount namespace last but
+# one (after it, /proc paths change meaning) and pid last (it only applies
+# to children, so it costs nothing to join it late).
+NAMESPACE_FLAGS = (
+    ("cgroup", CLONE_NEWCGROUP),
+    ("ipc", CLONE_NEWIPC),
+    ("uts", CLONE_NEWUTS),
+    ("net", CLONE_NEWNET),
+    ("mnt", CLONE_NEWNS),
+    ("pid", CLONE_NEWPID),
+)
+
+# mount(2) flags (include/uapi/linux/mount.h).
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MNT_DETACH = 0x2
+
+# prctl(2) options (include/uapi/linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# openat2(2) resolve flags (include/uapi/linux/openat2.h).
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+# Calls glibc has no wrapper for (or did not have in every version this
+# collection meets), by number. Linux numbers them per architecture; aarch64
+# uses the generic table that newer architectures share.
+SYSCALL_NUMBERS = {
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437},
+}
+# platform.machine() spells the same architectures in more than one way.
+_MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def syscall_numbers(machine=None):
+    """Return the syscall number table for ``machine`` (default: this host)."""
+    machine = machine or platform.machine()
+    machine = _MACHINE_ALIASES.get(machine.lower(), machine.lower())
+    try:
+        return SYSCALL_NUMBERS[machine]
+    except KeyError:
+        raise OSError(0, "handmade.containers knows the syscall numbers of %s only, not of %s"
+                      % (" and ".join(sorted(SYSCALL_NUMBERS)), machine))
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_NR = syscall_numbers()
+
+_libc.syscall.restype = ctypes.c_long
+_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+_libc.unshare.argtypes = (ctypes.c_int,)
+_libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)
+_libc.sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+_libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+_libc.setgroups.argtypes = (ctypes.c_size_t, ctypes.c_void_p)
+_libc.socket.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int)
+_libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
+
+
+def _check(result, call):
+    """Turn a -1 return into OSError naming ``call``; pass any other value on."""
+    if result == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, "%s: %s" % (call, os.strerror(err)))
+    return result
+
+
+def _encode(value):
+    if value is None or isinstance(value, bytes):
+        return value
+    return value.encode("utf-8", "surrogateescape")
+
+
+def unshare(flags):
+    _check(_libc.unshare(flags), "unshare(0x%x)" % flags)
+
+
+def setns(fd, nstype=0):
+    _check(_libc.setns(fd, nstype), "setns(%d, 0x%x)" % (fd, nstype))
+
+
+def mount(source, target, fstype=None, flags=0, data=None):
+    _check(_libc.mount(_encode(source), _encode(target), _encode(fstype), flags, _encode(data)),
+           "mount(%r, %r, %r, 0x%x, %r)" % (source, target, fstype, flags, data))
+
+
+def umount2(target, flags=0):
+    _check(_libc.umount2(_encode(target), flags), "umount2(%r, 0x%x)" % (target, flags))
+
+
+def pivot_root(new_root, put_old):
+    _check(_libc.syscall(_NR["pivot_root"], _encode(new_root), _encode(put_old)),
+           "pivot_root(%r, %r)" % (new_root, put_old))
+
+
+def sethostname(name):
+    raw = _encode(name)
+    _check(_libc.sethostname(raw, len(raw)), "sethostname(%r)" % name)
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+    return _check(_libc.prctl(option, arg2, arg3, arg4, arg5),
+                  "prctl(%d, %d, %d)" % (option, arg2, arg3))
+
+
+def setgroups(gids):
+    array = (ctypes.c_uint * max(len(gids), 1))(*gids)
+    _check(_libc.setgroups(len(gids), array), "setgroups(%r)" % (list(gids),))
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capset(effective, permitted, inheritable):
+    """Set this thread's capability sets from three 64-bit masks."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    # Version 3 takes two 32-bit words per set: low capabilities first.
+    data = (_CapData * 2)(
+        _CapData(effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF),
+        _CapData(effective >> 32, permitted >> 32, inheritable >> 32),
+    )
+    _check(_libc.syscall(_NR["capset"], ctypes.byref(header), data),
+           "capset(effective=0x%x, permitted=0x%x, inheritable=0x%x)" % (effective, permitted, inheritable))
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dir_fd, path, flags, resolve, mode=0):
+    """openat2(2): open ``path`` below ``dir_fd`` under ``resolve`` rules.
+
+    Raises OSError with errno ENOSYS on kernels older than 5.6.
+    """
+    how = _OpenHow(flags, mode, resolve)
+    return _check(_libc.syscall(_NR["openat2"], dir_fd, _encode(path), ctypes.byref(how), ctypes.sizeof(how)),
+                  "openat2(%d, %r, 0x%x, resolve=0x%x)" % (dir_fd, path, flags, resolve))
+
+
+_AF_INET = 2
+_SOCK_DGRAM = 2
+_SOCK_CLOEXEC = 0o2000000
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def set_loopback_up():
+    """Bring ``lo`` up in this network namespace (a fresh one has it down)."""
+    # struct ifreq: 16 bytes of interface name, then a union whose first
+    # member for these two ioctls is the short ifr_flags.
+    ifreq = ctypes.create_string_buffer(b"lo", 40)
+    sock = _check(_libc.socket(_AF_INET, _SOCK_DGRAM | _SOCK_CLOEXEC, 0), "socket(AF_INET, SOCK_DGRAM)")
+    try:
+        _check(_libc.ioctl(sock, _SIOCGIFFLAGS, ifreq), "ioctl(lo, SIOCGIFFLAGS)")
+        flags = ctypes.c_short.from_buffer(ifreq, 16)
+        flags.value |= _IFF_UP
+        _check(_libc.ioctl(sock, _SIOCSIFFLAGS, ifreq), "ioctl(lo, SIOCSIFFLAGS)")
+    finally:
+        os.close(sock)
