@@ -290,8 +290,13 @@ def _create_mount_point(mount_point):
 
 def build_spec(name=None, rootfs=None, command=None, env=None, workdir=None, user=None,
                namespaces=None, hostname=None, cgroup=None, mounts=None, readonly_rootfs=False,
-               capabilities=None, no_new_privileges=True, create_mount_points=True):
-    """Validate plain settings and resolve them against the rootfs."""
+               capabilities=None, no_new_privileges=True, create_mount_points=True, lookup_root=None):
+    """Validate plain settings and resolve them against the rootfs.
+
+    ``lookup_root`` is where the command, workdir and user are looked up
+    when that differs from the rootfs on disk: for ``exec`` it is the
+    running container's ``/proc/<pid>/root``, volumes included.
+    """
     if name is not None and not NAME_PATTERN.match(name):
         raise ContainerError("invalid container name %r: use letters, digits, '_', '.', '-' "
                              "(first a letter or digit), at most 63 characters" % (name,))
@@ -303,6 +308,7 @@ def build_spec(name=None, rootfs=None, command=None, env=None, workdir=None, use
                              "handmade.containers.rootfs_fetch" % rootfs)
     if root == "/":
         raise ContainerError("rootfs / is the host's own root: give a separate root filesystem")
+    view = lookup_root or root
 
     wanted = list(DEFAULT_NAMESPACES if namespaces is None else namespaces)
     for namespace in wanted:
@@ -323,7 +329,7 @@ def build_spec(name=None, rootfs=None, command=None, env=None, workdir=None, use
         argv = shlex.split(command)
 
     user_env = dict((str(key), str(value)) for key, value in (env or {}).items())
-    uid, gid = parse_user(root, user)
+    uid, gid = parse_user(view, user)
     full_env = {"PATH": DEFAULT_PATH, "HOME": "/root" if uid == 0 else "/"}
     if name or hostname:
         full_env["HOSTNAME"] = hostname or name
@@ -331,10 +337,10 @@ def build_spec(name=None, rootfs=None, command=None, env=None, workdir=None, use
     workdir = workdir or "/"
     if not workdir.startswith("/"):
         raise ContainerError("workdir %s must be an absolute path inside the container" % workdir)
-    workdir_host, workdir_exists = resolve_in_root(root, workdir, "workdir")
+    workdir_host, workdir_exists = resolve_in_root(view, workdir, "workdir")
     if not workdir_exists or not os.path.isdir(workdir_host):
         raise ContainerError("workdir %s does not exist in rootfs %s: create it or choose another" % (workdir, root))
-    executable = find_executable(root, argv[0], full_env["PATH"], workdir)
+    executable = find_executable(view, argv[0], full_env["PATH"], workdir)
 
     try:
         kept = sorted(set(normalize_capability(cap) for cap in
@@ -799,7 +805,8 @@ def _close_all(fds):
 
 
 def _oom_kills(cgroup):
-    return cgroup.stats().get("oom_kill", 0) if cgroup is not None else 0
+    # A host without the counter reports None: no OOM kill can be seen then.
+    return (cgroup.stats().get("oom_kill") or 0) if cgroup is not None else 0
 
 
 def _decode(data):

@@ -1,0 +1,349 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: handmade.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: ns_exec
+short_description: Run a process in fresh namespaces, pivot_root'ed into a root filesystem, inside a cgroup
+version_added: 0.1.0
+description:
+  - Starts O(command) as PID 1 of a new container built straight from kernel
+    features, with no container engine: new PID, mount, UTS, IPC, network and
+    cgroup namespaces, the root filesystem O(rootfs) made the root with
+    C(pivot_root) (not C(chroot), which root can escape), a fresh C(/proc), a
+    tmpfs C(/dev) with only harmless devices, read-only C(/sys) and
+    C(/proc/sys), host-revealing kernel files masked as runc masks them, the
+    capabilities cut down to O(capabilities) and C(no_new_privs) set.
+  - The container joins O(cgroup) (made by M(handmade.containers.cgroup))
+    before it runs anything, so its limits apply from the first instruction.
+  - O(state=run) runs the command to completion like C(docker run --rm);
+    O(state=started) keeps a named container running in the background like
+    C(docker run -d); O(state=exec) runs a command inside it like
+    C(docker exec); O(state=stopped) and O(state=absent) stop and remove it.
+  - Detached containers are tracked in C(/run/handmade-containers/<name>/)
+    (pid and its start time, config digest, log, stdin fifo). Whether one
+    runs is read from C(/proc) on every call, so a dead PID 1, a reused pid,
+    a reboot, a removed state directory or an interrupted start all converge
+    on the next run.
+  - Runs on the managed host as root. Python 3.8+ standard library only.
+author:
+  - handmade.containers maintainers
+options:
+  name:
+    description:
+      - Container name, V([A-Za-z0-9][A-Za-z0-9_.-]*), at most 63 characters.
+      - Required for every O(state) but V(run). Also the default O(hostname).
+    type: str
+  rootfs:
+    description:
+      - Path of the root filesystem on the managed host, for example what
+        M(handmade.containers.rootfs_fetch) extracted.
+      - Required for O(state=run) and O(state=started).
+    type: path
+  command:
+    description:
+      - The program and its arguments, as a list (no shell involved) or a
+        string split like a shell would split it.
+      - A name without C(/) is looked up in the container's C(PATH) inside
+        the rootfs.
+    type: raw
+    default: /bin/sh
+  env:
+    description:
+      - Environment variables for the command. C(PATH) defaults to
+        V(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin),
+        C(HOME) and C(HOSTNAME) are set too.
+      - With O(state=exec), added to the container's own O(env).
+    type: dict
+  workdir:
+    description: Working directory inside the container.
+    type: str
+    default: /
+  user:
+    description:
+      - V(uid[:gid]) or V(name[:group]) (names looked up in the rootfs'
+        C(/etc/passwd) and C(/etc/group)). Default root.
+      - A non-root user keeps O(capabilities) as ambient capabilities.
+    type: str
+  state:
+    description:
+      - V(run) runs O(command) in a fresh container to completion and returns
+        its C(rc), C(stdout), C(stderr); nothing is left behind. Always changed.
+      - V(started) makes sure the named container runs with these settings.
+        Already running with the same settings is C(changed=false); running
+        with other settings is stopped and started again (recreated).
+        Its stdin is the fifo C(/run/handmade-containers/<name>/stdin), kept
+        open so a shell never reads EOF: write commands into it to drive it.
+        stdout and stderr go to RV(log_path).
+      - V(stopped) sends SIGTERM to PID 1 and, after O(stop_timeout), SIGKILL
+        to every process of the container. The record stays.
+      - V(absent) stops it and removes its state directory.
+      - V(exec) runs O(command) inside the running container O(name): in all
+        its namespaces, its cgroup and its root, with its capabilities.
+    type: str
+    choices: [run, started, stopped, absent, exec]
+    default: run
+  timeout:
+    description:
+      - For V(run) and V(exec), seconds after which the whole container (or
+        the exec'd process) is killed; RV(timed_out) is then true and RV(rc)
+        is V(137). V(0) or unset waits forever.
+    type: float
+  stdin:
+    description: Text fed to the command's stdin for V(run) and V(exec) (otherwise stdin is empty).
+    type: str
+  stop_timeout:
+    description: Seconds between SIGTERM and SIGKILL when stopping.
+    type: float
+    default: 10
+  namespaces:
+    description:
+      - The namespaces to create. V(mount) is required (the rootfs is
+        pivot_root'ed in it). Leave V(net) out to share the host's network; with
+        it the container has only C(lo), up.
+      - V(user) is refused for now.
+    type: list
+    elements: str
+    default: [pid, mount, uts, ipc, net, cgroup]
+  hostname:
+    description: Hostname inside the container (needs the V(uts) namespace). Default O(name).
+    type: str
+  cgroup:
+    description:
+      - Name of a cgroup made by M(handmade.containers.cgroup), for example
+        V(handmade/web). The container joins it before it runs anything.
+    type: str
+  mounts:
+    description:
+      - Volumes. C(dest) is resolved inside the rootfs the way the container
+        sees it; a C(dest) that climbs out of the rootfs (through C(..) or a
+        symlink) is refused. Missing mount points are created.
+    type: list
+    elements: dict
+    suboptions:
+      src:
+        description: Host path for V(bind) mounts.
+        type: path
+      dest:
+        description: Absolute path inside the container.
+        type: str
+        required: true
+      type:
+        description: V(bind) a host path, or a fresh V(tmpfs).
+        type: str
+        choices: [bind, tmpfs]
+        default: bind
+      readonly:
+        description: Mount it read-only.
+        type: bool
+        default: false
+      options:
+        description: Mount data for V(tmpfs), for example V(size=64m,mode=1777).
+        type: str
+  readonly_rootfs:
+    description: Make the root filesystem read-only inside the container.
+    type: bool
+    default: false
+  capabilities:
+    description:
+      - Capabilities the container keeps (names with or without C(CAP_)).
+        Every other one is dropped from all sets and from the bounding set.
+      - The default is Docker's set of 14.
+    type: list
+    elements: str
+    default: [CHOWN, DAC_OVERRIDE, FSETID, FOWNER, MKNOD, NET_RAW, SETGID, SETUID, SETFCAP, SETPCAP, NET_BIND_SERVICE, SYS_CHROOT, KILL, AUDIT_WRITE]
+  no_new_privileges:
+    description: Set C(PR_SET_NO_NEW_PRIVS), so setuid binaries cannot raise privileges.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: V(run) and V(exec) report a change without running anything.
+  diff_mode:
+    support: full
+    description: Shows the container's state and settings before and after.
+  platform:
+    platforms: posix
+    support: full
+    description: Linux only, as root.
+notes:
+  - The detached container's parent is this module's process, which exits at
+    the end of the task; the kernel then hands PID 1 to init. No helper
+    process stays beside the container.
+  - PID 1 ignores signals it has no handler for, as every PID 1 does: a plain
+    C(/bin/sh) or C(sleep) needs the SIGKILL that follows O(stop_timeout).
+seealso:
+  - module: handmade.containers.cgroup
+  - module: handmade.containers.rootfs_fetch
+  - name: pivot_root(2)
+    description: Why the root is pivoted rather than chrooted.
+    link: https://man7.org/linux/man-pages/man2/pivot_root.2.html
+"""
+
+EXAMPLES = r"""
+- name: Run a command in a fresh container, like docker run --rm
+  handmade.containers.ns_exec:
+    rootfs: /var/lib/handmade-containers/rootfs/alpine
+    command: [/bin/sh, -c, "hostname; ps"]
+    hostname: demo
+  register: result
+
+- name: Keep a named container running in the background, limited by a cgroup
+  handmade.containers.ns_exec:
+    name: web
+    state: started
+    rootfs: /var/lib/handmade-containers/rootfs/alpine
+    command: [/bin/httpd, -f, -p, "8080"]
+    cgroup: handmade/web
+    namespaces: [pid, mount, uts, ipc, cgroup]
+    mounts:
+      - src: /srv/www
+        dest: /www
+        readonly: true
+
+- name: Run a command inside it, like docker exec
+  handmade.containers.ns_exec:
+    name: web
+    state: exec
+    command: [ps]
+
+- name: Remove it
+  handmade.containers.ns_exec:
+    name: web
+    state: absent
+    stop_timeout: 5
+"""
+
+RETURN = r"""
+state:
+  description: V(run), V(started), V(stopped), V(absent) or V(exec): what was done or found.
+  returned: always
+  type: str
+  sample: started
+pid:
+  description: Host pid of the container's PID 1 (for V(run), while it ran); null when not running.
+  returned: always
+  type: int
+  sample: 41237
+namespaces:
+  description: Namespace ids of PID 1, as C(readlink /proc/<pid>/ns/*) shows them.
+  returned: always
+  type: dict
+  sample: {"mnt": "mnt:[4026532178]", "net": "net:[4026532182]", "pid": "pid:[4026532177]"}
+cgroup:
+  description: The cgroup the container runs in, if any.
+  returned: always
+  type: str
+  sample: handmade/web
+hostname:
+  description: Hostname inside the container.
+  returned: always
+  type: str
+  sample: web
+enter_command:
+  description:
+    - An C(nsenter) line that opens an interactive shell inside the running
+      container (its namespaces, root and working directory). Run it as root
+      on the managed host. Note that nsenter keeps the caller's capabilities.
+  returned: when the container runs
+  type: str
+  sample: nsenter --target 41237 --mount --uts --ipc --net --pid --cgroup --root --wd -- /bin/sh
+log_path:
+  description: File receiving the detached container's stdout and stderr.
+  returned: for named containers
+  type: str
+  sample: /run/handmade-containers/web/container.log
+rc:
+  description: Exit code of the command; 128 + signal number when a signal killed it (137 for SIGKILL).
+  returned: state is run or exec
+  type: int
+  sample: 0
+stdout:
+  description: What the command wrote to stdout.
+  returned: state is run or exec
+  type: str
+stderr:
+  description: What the command wrote to stderr.
+  returned: state is run or exec
+  type: str
+oom_killed:
+  description: True when the cgroup's OOM killer killed a process of the container during the run.
+  returned: state is run
+  type: bool
+  sample: false
+timed_out:
+  description: True when O(timeout) ran out and the container was killed.
+  returned: state is run or exec
+  type: bool
+elapsed:
+  description: Seconds from the start of the launch to the end of the command.
+  returned: state is run or exec
+  type: float
+  sample: 0.0123
+recreated:
+  description: True when a running container with other settings was replaced.
+  returned: state is started and changed
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.handmade.containers.plugins.module_utils._capabilities import DEFAULT_CAPABILITIES
+from ansible_collections.handmade.containers.plugins.module_utils._cgroupfs import CgroupError
+from ansible_collections.handmade.containers.plugins.module_utils._runtime import ContainerError, DEFAULT_NAMESPACES
+from ansible_collections.handmade.containers.plugins.module_utils._state import StateError, ensure_state
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str"),
+            rootfs=dict(type="path"),
+            command=dict(type="raw", default="/bin/sh"),
+            env=dict(type="dict"),
+            workdir=dict(type="str", default="/"),
+            user=dict(type="str"),
+            state=dict(type="str", default="run", choices=["run", "started", "stopped", "absent", "exec"]),
+            timeout=dict(type="float"),
+            stdin=dict(type="str"),
+            stop_timeout=dict(type="float", default=10),
+            namespaces=dict(type="list", elements="str", default=list(DEFAULT_NAMESPACES)),
+            hostname=dict(type="str"),
+            cgroup=dict(type="str"),
+            mounts=dict(type="list", elements="dict", options=dict(
+                src=dict(type="path"),
+                dest=dict(type="str", required=True),
+                type=dict(type="str", default="bind", choices=["bind", "tmpfs"]),
+                readonly=dict(type="bool", default=False),
+                options=dict(type="str"),
+            )),
+            readonly_rootfs=dict(type="bool", default=False),
+            capabilities=dict(type="list", elements="str", default=list(DEFAULT_CAPABILITIES)),
+            no_new_privileges=dict(type="bool", default=True),
+        ),
+        required_if=[
+            ("state", "run", ("rootfs",)),
+            ("state", "started", ("name", "rootfs")),
+            ("state", "stopped", ("name",)),
+            ("state", "absent", ("name",)),
+            ("state", "exec", ("name",)),
+        ],
+        supports_check_mode=True,
+    )
+    try:
+        result = ensure_state(module.params, check_mode=module.check_mode)
+    except (ContainerError, StateError, CgroupError) as exc:
+        module.fail_json(msg=str(exc))
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
