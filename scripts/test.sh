@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # The whole suite, in the order the layers depend on each other. Stops at
-# the first failing layer and exits non-zero.
+# the first failing layer and exits non-zero; prints how long each layer took.
 source "$(dirname "$0")/common.sh"
 require_root test
 
+timings=()
 run_layer() {
+    local started=$SECONDS
     log "test layer: $*"
     "$ROOT/scripts/$1.sh" "${@:2}"
+    timings+=("$(printf '%-18s %5ds' "$*" $((SECONDS - started)))")
 }
+print_timings() {
+    [ ${#timings[@]} -eq 0 ] || printf '  %s\n' "${timings[@]}" >&2
+}
+trap print_timings EXIT
 
 run_layer sanity
 run_layer units
