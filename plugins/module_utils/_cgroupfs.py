@@ -255,18 +255,18 @@ def cpu_shares_to_weight(shares):
 
 
 def weight_to_cpu_shares(weight):
-    """v2 cpu.weight -> the smallest v1 cpu.shares that maps back to it.
+    """v2 cpu.weight -> the largest v1 cpu.shares that maps back to it (100 -> 1024, the v1 default).
 
     The mapping is monotonic and reaches every weight, so a binary search
     gives an exact round trip: weight -> shares -> the same weight.
     """
     low, high = CPU_SHARES_RANGE
     while low < high:
-        middle = (low + high) // 2
-        if cpu_shares_to_weight(middle) < weight:
-            low = middle + 1
+        middle = (low + high + 1) // 2
+        if cpu_shares_to_weight(middle) > weight:
+            high = middle - 1
         else:
-            high = middle
+            low = middle
     return low
 
 
@@ -593,17 +593,30 @@ LIMIT_OPTIONS = tuple(option for limit in LIMITS for option in limit.options)
 
 
 def mapping_table():
-    """Rows (options, v1 files, v2 files, summary) for the documentation, straight from LIMITS."""
-    rows = []
-    for limit in LIMITS:
-        rows.append((
-            ", ".join(limit.options),
-            "%s: %s" % (limit.v1_controller, " | ".join(limit.v1_files) if isinstance(limit, WeightLimit)
-                        else " + ".join(limit.v1_files)),
-            "%s: %s" % (limit.v2_controller, " | ".join(limit.v2_files)),
-            limit.summary,
-        ))
-    return rows
+    """LIMITS as plain rows for the documentation: options, v1 and v2 controller and files, summary.
+
+    Several v1 files are all written (cpu bandwidth: ``joiner`` "and");
+    several candidates of a weight are alternatives, the first present wins
+    (``joiner`` "or").
+    """
+    return [{
+        "options": limit.options,
+        "v1_controller": limit.v1_controller,
+        "v1_files": limit.v1_files,
+        "v2_controller": limit.v2_controller,
+        "v2_files": limit.v2_files,
+        "joiner": " or " if isinstance(limit, WeightLimit) else " and ",
+        "summary": limit.summary,
+    } for limit in LIMITS]
+
+
+def mapping_notes():
+    """One line per LIMITS row in ansible-doc markup; the module's DOCUMENTATION notes repeat them verbatim."""
+    def files(row, version):
+        return row["joiner"].join("C(%s)" % filename for filename in row[version + "_files"])
+    return ["%s: v1 %s (%s hierarchy); v2 %s. %s." % (
+        ", ".join("O(%s)" % option for option in row["options"]), files(row, "v1"), row["v1_controller"],
+        files(row, "v2"), row["summary"][0].upper() + row["summary"][1:]) for row in mapping_table()]
 
 
 # --------------------------------------------------------------------------
