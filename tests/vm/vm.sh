@@ -59,6 +59,10 @@ running_pid() {
 
 qemu_usable() {
     command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"; return 1; }
+    if ! qemu-system-x86_64 -accel help 2>/dev/null | grep -qx "$ACCEL"; then
+        echo "this qemu-system-x86_64 has no $ACCEL accelerator"
+        return 1
+    fi
     if [ "$ACCEL" = kvm ] && [ ! -w /dev/kvm ]; then
         echo "HANDMADE_VM_ACCEL=kvm but /dev/kvm is not usable here: unset it to use TCG"
         return 1
@@ -152,6 +156,7 @@ cmd_stop() {
         fi
         rm -rf "$dir"
     done
+    rmdir "$RUNTIME_DIR" 2>/dev/null || true
 }
 
 cmd_list() {

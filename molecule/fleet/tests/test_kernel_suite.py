@@ -1,0 +1,40 @@
+"""The collection's own kernel integration tests (cgroup, ns_exec), run
+inside each VM, so that no code path is proven on the hybrid host only.
+
+Both VMs run their suite at the same time (tests/vm/run-integration.sh);
+each host's test then reports its own VM's outcome and output.
+"""
+
+import os
+import subprocess
+
+import pytest
+
+testinfra_hosts = ["ansible://all"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+RUNTIME_DIR = os.environ.get("HANDMADE_VM_RUNTIME_DIR", os.path.join(ROOT, ".build", "vm"))
+# Python under TCG is slow: the whole suite gets this long in each VM.
+SUITE_TIMEOUT = int(os.environ.get("HANDMADE_VM_SUITE_TIMEOUT", "1800"))
+
+
+@pytest.fixture(scope="session")
+def suite_runs():
+    """Start the suite in every running fleet VM once, and wait for all."""
+    names = sorted(name for name in os.listdir(RUNTIME_DIR) if os.path.isfile(os.path.join(RUNTIME_DIR, name, "port")))
+    runner = subprocess.run(
+        [os.path.join(ROOT, "tests", "vm", "run-integration.sh")] + names,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=SUITE_TIMEOUT, check=False)
+    return runner.stdout.decode(errors="replace")
+
+
+def test_integration_suite_passes_in_the_vm(host, suite_runs):
+    name = host.ansible.get_variables()["inventory_hostname"]
+    run_dir = os.path.join(RUNTIME_DIR, name)
+    if "no cgroup or ns_exec integration tests" in suite_runs:
+        pytest.skip(suite_runs.strip().splitlines()[-1])
+    assert os.path.isfile(os.path.join(run_dir, "integration.rc")), suite_runs
+    with open(os.path.join(run_dir, "integration.log")) as log:
+        output = log.read()
+    with open(os.path.join(run_dir, "integration.rc")) as status:
+        assert status.read().strip() == "0", output[-8000:]

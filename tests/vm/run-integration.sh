@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs the collection's kernel integration tests inside running fleet VMs, so
+# that the cgroup and namespace code is proven on a pure cgroup v1 kernel and
+# a pure cgroup v2 kernel, not only on the hybrid host.
+#
+#   tests/vm/run-integration.sh NAME... [-- PYTEST-ARGS...]
+#
+# Copies the working tree (tracked and new files, not ignored ones) and the
+# controller's ansible package (the modules import ansible.module_utils) into
+# each VM, then runs pytest there as root, all VMs at once. Without
+# PYTEST-ARGS it runs the cgroup and ns_exec tests. Each VM's output goes to
+# $RUNTIME_DIR/NAME/integration.log and its exit status to integration.rc;
+# this script fails when any VM's run failed.
+source "$(dirname "$0")/../../scripts/common.sh"
+
+RUNTIME_DIR=${HANDMADE_VM_RUNTIME_DIR:-$BUILD/vm}
+# Inside the VM: a collections path that holds the checkout under its FQCN.
+VM_TREE=/opt/handmade-containers
+VM_CHECKOUT=$VM_TREE/ansible_collections/handmade/containers
+VM_PYTHONPATH=$VM_TREE/lib
+
+names=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    names+=("$1")
+    shift
+done
+[ "${1:-}" = -- ] && shift
+pytest_args=("$@")
+if [ ${#pytest_args[@]} -eq 0 ]; then
+    for test_file in tests/integration/test_cgroup.py tests/integration/test_ns_exec.py; do
+        [ -f "$ROOT/$test_file" ] && pytest_args+=("$test_file")
+    done
+    [ ${#pytest_args[@]} -gt 0 ] || die "no cgroup or ns_exec integration tests in $ROOT/tests/integration yet"
+fi
+[ ${#names[@]} -gt 0 ] || die "usage: $0 NAME... [-- PYTEST-ARGS...]"
+
+ansible_package=$(python3 -c 'import ansible, os; print(os.path.dirname(ansible.__file__))' 2>/dev/null) ||
+    die "the controller's ansible package is not importable: run inside the development venv (scripts/common.sh ensure_venv)"
+
+# One tar stream for both parts: the checkout under the collection's path and
+# the ansible package on the VM's PYTHONPATH. Its byte-compiled files come
+# along (same Python minor version in the VM), which saves the VM's slow CPU
+# from compiling ansible again.
+payload() {
+    (cd "$ROOT" && git ls-files -z -co --exclude-standard | tar --null --ignore-failed-read -T - -c --transform "s,^,${VM_CHECKOUT#/}/," -f -)
+    tar -C "$(dirname "$ansible_package")" -c --transform "s,^,${VM_PYTHONPATH#/}/," -f - ansible
+}
+
+run_in_vm() {
+    local name=$1 log=$2 remote status=0
+    # shellcheck disable=SC2016 # expanded in the VM
+    remote=$(printf 'set -e; rm -rf %q; mkdir -p %q; cd / && tar -xif -; cd %q; ' "$VM_TREE" "$VM_TREE" "$VM_CHECKOUT")
+    remote+=$(printf 'export PYTHONPATH=%q ANSIBLE_COLLECTIONS_PATH=%q HOST_PYTHON=/usr/bin/python3 PYTHONDONTWRITEBYTECODE=; ' "$VM_PYTHONPATH" "$VM_TREE")
+    remote+="exec python3 -m pytest -p no:cacheprovider -o addopts= -rfEs $(printf '%q ' "${pytest_args[@]}")"
+    payload | "$ROOT/tests/vm/vm.sh" ssh "$name" "$remote" >"$log" 2>&1 || status=$?
+    echo "$status" >"$RUNTIME_DIR/$name/integration.rc"
+    return "$status"
+}
+
+declare -A pids
+for name in "${names[@]}"; do
+    [ -f "$RUNTIME_DIR/$name/port" ] || die "VM $name is not running (tests/vm/vm.sh start $name v1|v2)"
+    rm -f "$RUNTIME_DIR/$name/integration.rc"
+    log "integration tests in $name: ${pytest_args[*]}"
+    run_in_vm "$name" "$RUNTIME_DIR/$name/integration.log" &
+    pids[$name]=$!
+done
+
+failed=()
+for name in "${names[@]}"; do
+    if wait "${pids[$name]}"; then
+        log "$name ($(cat "$RUNTIME_DIR/$name/layout")): $(tail -n 1 "$RUNTIME_DIR/$name/integration.log")"
+    else
+        failed+=("$name")
+        log "$name ($(cat "$RUNTIME_DIR/$name/layout")) FAILED, last lines of $RUNTIME_DIR/$name/integration.log:"
+        tail -n 40 "$RUNTIME_DIR/$name/integration.log" >&2
+    fi
+done
+[ ${#failed[@]} -eq 0 ] || die "integration tests failed in: ${failed[*]}"
