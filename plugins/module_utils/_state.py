@@ -275,10 +275,8 @@ def _start(spec, state_dir):
         launched = runtime.start_detached(spec, stdin_fd, log_fd, cgroup=cgroup,
                                           before_start=record_before_start)
     except BaseException:
-        try:
-            os.unlink(state_dir.record_path)
-        except OSError:
-            pass
+        # A container that never ran leaves no state behind.
+        state_dir.remove()
         raise
     finally:
         os.close(stdin_fd)

@@ -1,0 +1,548 @@
+"""handmade.containers.ns_exec on the real kernel.
+
+Each test checks one of the walkthrough's claims (PID 1, own hostname, only
+the rootfs visible, memory limit enforced) from inside the container and
+from the host, plus the lifecycle of detached containers and bad input.
+Every test cleans up its containers, cgroups and processes even on failure.
+"""
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+# The tests also read the kernel through the collection's own module_utils
+# (the cgroup API, capability masks), from the checkout linked by
+# scripts/common.sh's ensure_collection_path.
+sys.path.insert(0, os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "collections")))
+
+from ansible_collections.handmade.containers.plugins.module_utils import _cgroupfs
+from ansible_collections.handmade.containers.plugins.module_utils._capabilities import (
+    DEFAULT_CAPABILITIES,
+    capability_mask,
+)
+from ansible_collections.handmade.containers.plugins.module_utils._state import STATE_ROOT, process_start_time
+
+HOST_NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "uts")
+
+# A root process in a plain chroot escapes it: chroot into a subdirectory
+# without entering it, climb with "..", chroot to where it ends up. The
+# busybox `chroot` applet changes into the new root, so it cannot show this;
+# a ten-line static program can.
+ESCAPE_PROGRAM = r"""
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    mkdir("escape-dir", 0755);
+    if (chroot("escape-dir") != 0) { perror("chroot escape-dir"); return 2; }
+    for (int i = 0; i < 64; i++) chdir("..");
+    if (chroot(".") != 0) { perror("chroot ."); return 2; }
+    DIR *root = opendir("/");
+    struct dirent *entry;
+    while ((entry = readdir(root)) != NULL)
+        if (entry->d_name[0] != '.') puts(entry->d_name);
+    return 0;
+}
+"""
+
+
+def host_mountinfo():
+    with open("/proc/self/mountinfo") as handle:
+        return handle.read()
+
+
+def processes_with(marker):
+    """Host pids whose command line contains ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def status_field(text, field):
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError("%s not in /proc/self/status:\n%s" % (field, text))
+
+
+@pytest.fixture(scope="module")
+def rootfs(busybox_rootfs):
+    """A private copy of the fixture rootfs: these tests create files in it."""
+    parent = tempfile.mkdtemp(prefix="test-ns_exec-rootfs-")
+    copy = os.path.join(parent, "rootfs")
+    try:
+        subprocess.run(["cp", "-a", busybox_rootfs, copy], check=True)
+        yield copy
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+def container(run_module):
+    """A unique container name; the container and its state are removed afterwards."""
+    name = "test-ns_exec-%s" % uuid.uuid4().hex[:8]
+    yield name
+    result = run_module("ns_exec", {"name": name, "state": "absent", "stop_timeout": 0})
+    assert not result["failed"], result
+    assert not os.path.exists(os.path.join(STATE_ROOT, name))
+
+
+@pytest.fixture
+def memory_cgroup():
+    """A cgroup with a 64M memory limit and no swap, made through _cgroupfs."""
+    name = "handmade/test-ns_exec-%s" % uuid.uuid4().hex[:8]
+    try:
+        _cgroupfs.ensure_present(name, {"memory": "64M", "memory_swap": "64M"})
+        yield name
+    finally:
+        _cgroupfs.ensure_absent(name, kill=True)
+
+
+# --------------------------------------------------------------------------
+# state=run: the walkthrough's claims, checked inside and outside
+# --------------------------------------------------------------------------
+
+def test_pid1_is_the_command_and_no_host_process_is_visible(run_module, rootfs):
+    result = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/sh", "-c", "ps -o pid,args; true"]})
+    assert result["rc"] == 0, result
+    lines = result["stdout"].splitlines()[1:]
+    pids = [int(line.split()[0]) for line in lines]
+    assert pids == [1, 2], result["stdout"]
+    assert lines[0].split(None, 1)[1].startswith("/bin/sh -c ps"), result["stdout"]
+
+
+def test_hostname_is_the_containers_and_the_hosts_is_unchanged(run_module, rootfs):
+    before = socket.gethostname()
+    result = run_module("ns_exec", {"rootfs": rootfs, "hostname": "inside-box",
+                                    "command": ["/bin/sh", "-c", "hostname; hostname changed-inside; hostname"]})
+    # Without CAP_SYS_ADMIN (dropped by default) it cannot rename itself.
+    assert result["stdout"].split() == ["inside-box", "inside-box"], result
+    # With it, the rename stays inside its UTS namespace.
+    renamed = run_module("ns_exec", {"rootfs": rootfs, "hostname": "inside-box", "capabilities": ["SYS_ADMIN"],
+                                     "command": ["/bin/sh", "-c", "hostname changed-inside; hostname"]})
+    assert renamed["stdout"].split() == ["changed-inside"], renamed
+    assert socket.gethostname() == before
+
+
+def test_only_the_rootfs_is_visible_and_no_mount_reaches_the_host(run_module, rootfs):
+    before = host_mountinfo()
+    result = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/ls", "-1a", "/"]})
+    assert result["rc"] == 0, result
+    listed = set(result["stdout"].split()) - {".", ".."}
+    assert listed == set(os.listdir(rootfs))
+    assert host_mountinfo() == before
+
+
+def test_namespace_ids_differ_from_the_hosts(run_module, rootfs):
+    result = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/true"]})
+    assert sorted(result["namespaces"]) == sorted(HOST_NAMESPACES)
+    for name in HOST_NAMESPACES:
+        assert result["namespaces"][name] != os.readlink("/proc/self/ns/%s" % name), name
+
+
+def test_sharing_the_host_network_keeps_its_namespace(run_module, rootfs):
+    result = run_module("ns_exec", {"rootfs": rootfs, "namespaces": ["pid", "mount"],
+                                    "command": ["/bin/sh", "-c", "readlink /proc/self/ns/net"]})
+    assert result["stdout"].strip() == os.readlink("/proc/self/ns/net")
+    assert "net" not in result["namespaces"] or result["namespaces"]["net"] == os.readlink("/proc/self/ns/net")
+
+
+def test_own_network_has_only_loopback_up(run_module, rootfs):
+    result = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/cat", "/proc/net/dev"]})
+    interfaces = [line.split(":")[0].strip() for line in result["stdout"].splitlines()[2:]]
+    assert interfaces == ["lo"], result["stdout"]
+    flags = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/cat", "/sys/class/net/lo/flags"]})
+    assert int(flags["stdout"], 16) & 0x1, flags
+
+
+def test_chroot_escape_still_sees_only_the_rootfs(run_module, rootfs, tmp_path):
+    if not shutil.which("gcc"):
+        pytest.skip("gcc (with a static libc) is needed to build the escape program")
+    source = tmp_path / "escape.c"
+    source.write_text(ESCAPE_PROGRAM)
+    program = os.path.join(rootfs, "escape")
+    subprocess.run(["gcc", "-static", "-O1", "-o", program, str(source)], check=True)
+    try:
+        # The control: under a plain chroot (the walkthrough's), it escapes.
+        control = subprocess.run(["unshare", "--mount", "--fork", "chroot", rootfs, "/escape"],
+                                 stdout=subprocess.PIPE, check=True, cwd="/")
+        assert set(control.stdout.decode().split()) == set(name for name in os.listdir("/") if name[0] != ".")
+        shutil.rmtree(os.path.join(rootfs, "escape-dir"), ignore_errors=True)
+
+        result = run_module("ns_exec", {"rootfs": rootfs, "command": ["/escape"]})
+        assert result["rc"] == 0, result
+        assert set(result["stdout"].split()) == set(name for name in os.listdir(rootfs) if name[0] != ".")
+        assert "escape-dir" in result["stdout"].split()
+    finally:
+        os.unlink(program)
+        shutil.rmtree(os.path.join(rootfs, "escape-dir"), ignore_errors=True)
+
+
+def test_capabilities_are_the_kept_set_and_no_new_privs_is_set(run_module, rootfs):
+    result = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/cat", "/proc/self/status"]})
+    kept = capability_mask(DEFAULT_CAPABILITIES)
+    for field in ("CapEff", "CapPrm", "CapBnd"):
+        assert int(status_field(result["stdout"], field), 16) == kept, field
+    assert status_field(result["stdout"], "NoNewPrivs") == "1"
+
+
+def test_a_non_root_user_keeps_exactly_the_asked_capabilities(run_module, rootfs):
+    result = run_module("ns_exec", {"rootfs": rootfs, "user": "1000:1000", "capabilities": ["NET_BIND_SERVICE"],
+                                    "no_new_privileges": False,
+                                    "command": ["/bin/sh", "-c", "id -u; id -g; cat /proc/self/status"]})
+    uid, gid = result["stdout"].split()[:2]
+    assert (uid, gid) == ("1000", "1000"), result
+    kept = capability_mask(["NET_BIND_SERVICE"])
+    assert int(status_field(result["stdout"], "CapEff"), 16) == kept
+    assert int(status_field(result["stdout"], "CapBnd"), 16) == kept
+    assert status_field(result["stdout"], "NoNewPrivs") == "0"
+
+
+def _container_mounts(run_module, rootfs, **extra):
+    result = run_module("ns_exec", dict({"rootfs": rootfs, "command": ["/bin/cat", "/proc/self/mountinfo"]}, **extra))
+    assert result["rc"] == 0, result
+    mounts = {}
+    for line in result["stdout"].splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        mounts[fields[4]] = {"options": fields[5].split(","), "fstype": fields[separator + 1]}
+    return mounts
+
+
+def test_masked_paths_are_covered_and_kernel_paths_read_only(run_module, rootfs):
+    mounts = _container_mounts(run_module, rootfs)
+    for path in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"):
+        if os.path.exists(path):
+            assert path in mounts, (path, sorted(mounts))
+    if os.path.isdir("/sys/firmware"):
+        assert mounts["/sys/firmware"]["fstype"] == "tmpfs"
+        assert "ro" in mounts["/sys/firmware"]["options"]
+    assert "ro" in mounts["/sys"]["options"]
+    assert "ro" in mounts["/proc/sys"]["options"]
+    assert mounts["/dev"]["fstype"] == "tmpfs"
+    assert mounts["/dev/pts"]["fstype"] == "devpts"
+
+
+def test_dev_holds_only_the_harmless_devices(run_module, rootfs):
+    result = run_module("ns_exec", {"rootfs": rootfs, "command": [
+        "/bin/sh", "-c", "ls /dev; readlink /dev/ptmx; echo ok > /dev/null; head -c 4 /dev/zero | wc -c"]})
+    listed = result["stdout"].split()
+    for device in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "fd",
+                   "stdin", "stdout", "stderr", "ptmx"):
+        assert device in listed, result["stdout"]
+    assert "pts/ptmx" in listed and listed[-1] == "4"
+    assert "sda" not in listed and "vda" not in listed and "mem" not in listed
+
+
+def test_volumes_bind_and_tmpfs_and_read_only(run_module, rootfs, tmp_path):
+    (tmp_path / "data.txt").write_text("from the host\n")
+    before = host_mountinfo()
+    result = run_module("ns_exec", {"rootfs": rootfs, "mounts": [
+        {"src": str(tmp_path), "dest": "/srv/data", "readonly": True},
+        {"dest": "/scratch", "type": "tmpfs", "options": "size=1m"},
+    ], "command": ["/bin/sh", "-c",
+                   "cat /srv/data/data.txt; touch /srv/data/new 2>/dev/null && echo writable; "
+                   "touch /scratch/x && echo scratch-ok; grep -c ' /scratch ' /proc/self/mountinfo"]})
+    assert result["stdout"].split("\n")[0] == "from the host", result
+    assert "writable" not in result["stdout"]
+    assert "scratch-ok" in result["stdout"]
+    assert not (tmp_path / "new").exists()
+    assert host_mountinfo() == before
+
+
+def test_readonly_rootfs(run_module, rootfs):
+    result = run_module("ns_exec", {"rootfs": rootfs, "readonly_rootfs": True,
+                                    "command": ["/bin/sh", "-c", "touch /should-fail"]})
+    assert result["rc"] != 0
+    assert "Read-only" in result["stderr"], result
+    assert not os.path.exists(os.path.join(rootfs, "should-fail"))
+
+
+def test_stdin_env_workdir_and_exit_code(run_module, rootfs):
+    result = run_module("ns_exec", {"rootfs": rootfs, "stdin": "line one\n", "env": {"GREETING": "hi"},
+                                    "workdir": "/etc",
+                                    "command": "/bin/sh -c 'read x; echo \"$x\" $GREETING $(pwd); exit 3'"})
+    assert result["rc"] == 3
+    assert result["stdout"] == "line one hi /etc\n"
+
+
+def test_timeout_kills_the_whole_container(run_module, rootfs):
+    marker = "31.%d" % (uuid.uuid4().int % 1000)
+    started = time.monotonic()
+    result = run_module("ns_exec", {"rootfs": rootfs, "timeout": 1,
+                                    "command": ["/bin/sh", "-c", "sleep %s & sleep %s" % (marker, marker)]})
+    assert result["timed_out"] and result["rc"] == 137, result
+    assert time.monotonic() - started < 20
+    assert processes_with("sleep %s" % marker) == []
+
+
+def test_memory_limit_oom_kills_a_400m_allocation(run_module, rootfs, memory_cgroup):
+    result = run_module("ns_exec", {"rootfs": rootfs, "cgroup": memory_cgroup,
+                                    "command": ["/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=400M", "count=1"]})
+    assert result["oom_killed"] is True, result
+    assert result["rc"] == 137, result
+    assert _cgroupfs.open_existing(memory_cgroup).stats()["oom_kill"] >= 1
+    small = run_module("ns_exec", {"rootfs": rootfs, "cgroup": memory_cgroup,
+                                   "command": ["/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"]})
+    assert small["rc"] == 0 and small["oom_killed"] is False, small
+
+
+def test_the_cgroup_is_joined_before_the_cgroup_namespace(run_module, rootfs, memory_cgroup):
+    result = run_module("ns_exec", {"rootfs": rootfs, "cgroup": memory_cgroup,
+                                    "command": ["/bin/cat", "/proc/self/cgroup"]})
+    # Its own cgroup is the root of its view: it was in the cgroup when the
+    # namespace was made, so nothing of the host's tree shows.
+    for line in result["stdout"].splitlines():
+        assert line.rsplit(":", 1)[1] == "/", result["stdout"]
+    assert _cgroupfs.open_existing(memory_cgroup).pids() == set()
+
+
+# --------------------------------------------------------------------------
+# Detached containers: started, exec, stopped, absent
+# --------------------------------------------------------------------------
+
+def _started(run_module, name, rootfs, **extra):
+    args = dict({"name": name, "state": "started", "rootfs": rootfs, "command": ["/bin/sh"]}, **extra)
+    result = run_module("ns_exec", args)
+    assert not result["failed"], result
+    return result
+
+
+def test_started_is_idempotent_and_recreates_on_change(run_module, rootfs, container):
+    first = _started(run_module, container, rootfs)
+    assert first["changed"] and process_start_time(first["pid"]) is not None
+    again = _started(run_module, container, rootfs)
+    assert not again["changed"] and again["pid"] == first["pid"]
+    check = run_module("ns_exec", {"name": container, "state": "started", "rootfs": rootfs,
+                                   "command": ["/bin/sh"], "hostname": "other"}, check_mode=True)
+    assert check["changed"] and process_start_time(first["pid"]) is not None
+    changed = _started(run_module, container, rootfs, hostname="other")
+    assert changed["changed"] and changed["recreated"] and changed["pid"] != first["pid"]
+    assert process_start_time(first["pid"]) is None
+
+
+def test_detached_shell_is_driven_through_its_fifo_and_logs(run_module, rootfs, container):
+    result = _started(run_module, container, rootfs)
+    fifo = os.path.join(STATE_ROOT, container, "stdin")
+    with open(fifo, "w") as handle:
+        handle.write("echo written-through-fifo; hostname\n")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(result["log_path"]) as handle:
+            log = handle.read()
+        if container in log:
+            break
+        time.sleep(0.05)
+    assert log.split() == ["written-through-fifo", container]
+    # Closing our writer did not end the shell: the fifo is held open.
+    assert process_start_time(result["pid"]) is not None
+
+
+def test_detached_container_keeps_no_descriptor_of_ours(run_module, rootfs, container):
+    result = _started(run_module, container, rootfs)
+    pid = result["pid"]
+    fds = sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
+    assert fds == [0, 1, 2]
+    assert os.readlink("/proc/%d/fd/0" % pid) == os.path.join(STATE_ROOT, container, "stdin")
+    assert os.readlink("/proc/%d/fd/1" % pid) == result["log_path"]
+    # No process of ours stays beside it: its parent is init or a subreaper.
+    with open("/proc/%d/stat" % pid) as handle:
+        parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+    with open("/proc/%d/cmdline" % parent, "rb") as handle:
+        assert b"ns_exec" not in handle.read()
+
+
+def test_started_through_ansible_returns_promptly(ansible_module, rootfs, container):
+    started = time.monotonic()
+    result = ansible_module("ns_exec", {"name": container, "state": "started", "rootfs": rootfs,
+                                        "command": ["/bin/sleep", "300"]})
+    assert not result["failed"], result
+    assert time.monotonic() - started < 60
+    assert process_start_time(result["pid"]) is not None
+
+
+def test_exec_joins_the_containers_namespaces_root_and_cgroup(run_module, rootfs, container, memory_cgroup):
+    result = _started(run_module, container, rootfs, cgroup=memory_cgroup, hostname="exec-box")
+    executed = run_module("ns_exec", {"name": container, "state": "exec", "command": [
+        "/bin/sh", "-c", "for ns in pid mnt net; do readlink /proc/self/ns/$ns; done; hostname; "
+        "ps -o pid,args | sed -n 2p; ls /; cat /proc/self/status"]})
+    assert executed["rc"] == 0, executed
+    lines = executed["stdout"].splitlines()
+    namespaces = result["namespaces"]
+    assert lines[:3] == [namespaces["pid"], namespaces["mnt"], namespaces["net"]]
+    assert lines[3] == "exec-box"
+    assert lines[4].split() == ["1", "/bin/sh"]
+    assert "CapEff:\t%016x" % capability_mask(DEFAULT_CAPABILITIES) in executed["stdout"]
+    assert set(os.listdir(rootfs)) <= set(lines[5:])
+
+
+def test_enter_command_opens_a_shell_inside(run_module, rootfs, container):
+    result = _started(run_module, container, rootfs)
+    shell = subprocess.run(shlex.split(result["enter_command"]), input=b"hostname; echo $$; exit\n",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
+    assert shell.returncode == 0, shell.stderr
+    hostname, pid = shell.stdout.decode().split()
+    assert hostname == container
+    assert int(pid) > 1  # a pid of the container's own PID namespace
+
+
+def test_stopped_and_absent_leave_no_process_in_the_cgroup(run_module, rootfs, container, memory_cgroup):
+    result = _started(run_module, container, rootfs, cgroup=memory_cgroup,
+                      command=["/bin/sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+    cgroup = _cgroupfs.open_existing(memory_cgroup)
+    assert result["pid"] in cgroup.pids() and len(cgroup.pids()) == 3
+    stopped = run_module("ns_exec", {"name": container, "state": "stopped", "stop_timeout": 0.5})
+    assert stopped["changed"] and stopped["state"] == "stopped", stopped
+    assert cgroup.pids() == set()
+    again = run_module("ns_exec", {"name": container, "state": "stopped"})
+    assert not again["changed"]
+    absent = run_module("ns_exec", {"name": container, "state": "absent"})
+    assert absent["changed"] and not os.path.exists(os.path.join(STATE_ROOT, container))
+    assert not run_module("ns_exec", {"name": container, "state": "absent"})["changed"]
+
+
+def test_exec_on_a_stopped_container_fails_clearly(run_module, rootfs, container):
+    _started(run_module, container, rootfs)
+    run_module("ns_exec", {"name": container, "state": "stopped", "stop_timeout": 0})
+    result = run_module("ns_exec", {"name": container, "state": "exec", "command": ["/bin/true"]})
+    assert result["failed"] and "is not running" in result["msg"] and "state=started" in result["msg"]
+
+
+# --------------------------------------------------------------------------
+# Faults: the next run converges
+# --------------------------------------------------------------------------
+
+def test_dead_pid1_is_restarted(run_module, rootfs, container):
+    first = _started(run_module, container, rootfs)
+    os.kill(first["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while process_start_time(first["pid"]) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = _started(run_module, container, rootfs)
+    assert second["changed"] and second["pid"] != first["pid"]
+
+
+def test_a_pid_with_another_start_time_is_not_the_container(run_module, rootfs, container):
+    first = _started(run_module, container, rootfs)
+    record_path = os.path.join(STATE_ROOT, container, "state.json")
+    with open(record_path) as handle:
+        record = json.load(handle)
+    # Point the record at a live process that is not the container (pid reuse).
+    record["pid"], record["start_time"] = os.getpid(), record["start_time"] - 1
+    with open(record_path, "w") as handle:
+        json.dump(record, handle)
+    second = _started(run_module, container, rootfs)
+    assert second["changed"] and second["pid"] not in (os.getpid(), first["pid"])
+    # The old container was found by its stdin fifo and stopped, not left running.
+    assert process_start_time(first["pid"]) is None
+
+
+def test_state_dir_removed_by_hand_converges(run_module, rootfs, container):
+    first = _started(run_module, container, rootfs)
+    shutil.rmtree(os.path.join(STATE_ROOT, container))
+    second = _started(run_module, container, rootfs)
+    assert second["changed"] and second["pid"] != first["pid"]
+    assert process_start_time(first["pid"]) is None
+
+
+def test_module_killed_mid_start_converges(rootfs, container, run_module):
+    # Die right after the record is written, before the child may go on.
+    script = (
+        "import os, signal\n"
+        "from ansible_collections.handmade.containers.plugins.module_utils import _state\n"
+        "write = _state.StateDir.write\n"
+        "def write_then_die(self, record):\n"
+        "    write(self, record)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "_state.StateDir.write = write_then_die\n"
+        "_state.ensure_state({'name': %r, 'state': 'started', 'rootfs': %r, 'command': ['/bin/sh']})\n"
+        % (container, rootfs))
+    env = dict(os.environ, PYTHONPATH=os.environ.get("ANSIBLE_COLLECTIONS_PATH", ""))
+    killed = subprocess.run(["/usr/bin/python3", "-c", script], env=env, timeout=60, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    fifo = os.path.join(STATE_ROOT, container, "stdin")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        holders = [pid for pid in os.listdir("/proc") if pid.isdigit() and _reads(pid, fifo)]
+        if not holders:
+            break
+        time.sleep(0.05)
+    assert holders == [], "the half-started child did not exit"
+    result = _started(run_module, container, rootfs)
+    assert result["changed"] and process_start_time(result["pid"]) is not None
+
+
+def _reads(pid, fifo):
+    try:
+        return os.readlink("/proc/%s/fd/0" % pid) == fifo
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# Bad input: a clear message, nothing left behind
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, expected", [
+    ({"rootfs": "/nonexistent/rootfs"}, ["/nonexistent/rootfs", "does not exist", "rootfs_fetch"]),
+    ({"command": ["/bin/no-such-program"]}, ["has no /bin/no-such-program", "rootfs"]),
+    ({"command": "no-such-program"}, ["has no no-such-program in PATH"]),
+    ({"command": ["/etc/passwd"]}, ["/etc/passwd", "not executable", "chmod +x"]),
+    ({"name": "bad/name"}, ["invalid container name"]),
+    ({"namespaces": ["pid", "mount", "time"]}, ["unknown namespace 'time'"]),
+    ({"namespaces": ["pid", "mount", "user"]}, ["user namespace is not supported"]),
+    ({"namespaces": ["pid", "uts"]}, ["must include 'mount'"]),
+    ({"cgroup": "handmade/test-ns_exec-missing"}, ["does not exist", "handmade.containers.cgroup"]),
+    ({"capabilities": ["CAP_FLY"]}, ["unknown capability"]),
+    ({"user": "nosuchuser"}, ["nosuchuser", "/etc/passwd"]),
+    ({"workdir": "/no/such/dir"}, ["workdir /no/such/dir does not exist"]),
+])
+def test_bad_input_fails_clearly(run_module, rootfs, args, expected):
+    before = host_mountinfo()
+    base = {"rootfs": rootfs, "command": ["/bin/true"]}
+    result = run_module("ns_exec", dict(base, **args))
+    assert result["failed"], result
+    for text in expected:
+        assert text in result["msg"], result["msg"]
+    assert host_mountinfo() == before
+
+
+def test_mount_dest_escaping_through_a_symlink_is_refused(run_module, rootfs, tmp_path):
+    link = os.path.join(rootfs, "mnt", "outside")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink("../../../../../../../" + str(tmp_path).lstrip("/"), link)
+    try:
+        result = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/true"],
+                                        "mounts": [{"dest": "/mnt/outside/x", "type": "tmpfs"}]})
+        assert result["failed"]
+        assert "escapes the rootfs" in result["msg"] and "/mnt/outside" in result["msg"], result["msg"]
+        assert os.listdir(str(tmp_path)) == []
+    finally:
+        os.unlink(link)
+
+
+def test_started_with_a_bad_command_leaves_nothing(run_module, rootfs, container):
+    result = run_module("ns_exec", {"name": container, "state": "started", "rootfs": rootfs,
+                                    "command": ["/bin/no-such-program"]})
+    assert result["failed"] and "has no /bin/no-such-program" in result["msg"]
+    assert not os.path.exists(os.path.join(STATE_ROOT, container))
