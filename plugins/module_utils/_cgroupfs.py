@@ -620,20 +620,23 @@ def mapping_notes():
 
 
 # --------------------------------------------------------------------------
-# Statistics: name -> (v1 controller, v1 file, v1 key or None, divisor), (v2 file, v2 key)
+# Statistics: name -> v1 (controller, files, key or None, divisor), v2 (files, key or None).
+# A value read from several files is their sum; a key picks one line of a
+# "key value" file; the divisor turns v1's nanoseconds into microseconds.
 # --------------------------------------------------------------------------
 
 STATS = (
-    ("memory_current", ("memory", "memory.usage_in_bytes", None, 1), ("memory.current", None)),
-    ("memory_peak", ("memory", "memory.max_usage_in_bytes", None, 1), ("memory.peak", None)),
-    # v1 has no count of OOM situations; failcnt counts hits of the limit.
-    ("oom", ("memory", "memory.failcnt", None, 1), ("memory.events", "oom")),
-    ("oom_kill", ("memory", "memory.oom_control", "oom_kill", 1), ("memory.events", "oom_kill")),
-    ("cpu_usage_usec", ("cpuacct", "cpuacct.usage", None, 1000), ("cpu.stat", "usage_usec")),
-    ("nr_periods", ("cpu", "cpu.stat", "nr_periods", 1), ("cpu.stat", "nr_periods")),
-    ("nr_throttled", ("cpu", "cpu.stat", "nr_throttled", 1), ("cpu.stat", "nr_throttled")),
-    ("throttled_usec", ("cpu", "cpu.stat", "throttled_time", 1000), ("cpu.stat", "throttled_usec")),
-    ("pids_current", ("pids", "pids.current", None, 1), ("pids.current", None)),
+    ("memory_current", ("memory", ("memory.usage_in_bytes",), None, 1), (("memory.current",), None)),
+    ("memory_peak", ("memory", ("memory.max_usage_in_bytes",), None, 1), (("memory.peak",), None)),
+    # v1 has no count of OOM situations: it counts the times the memory limit,
+    # or the memory+swap limit (checked first when swap is accounted), was hit.
+    ("oom", ("memory", ("memory.failcnt", "memory.memsw.failcnt"), None, 1), (("memory.events",), "oom")),
+    ("oom_kill", ("memory", ("memory.oom_control",), "oom_kill", 1), (("memory.events",), "oom_kill")),
+    ("cpu_usage_usec", ("cpuacct", ("cpuacct.usage",), None, 1000), (("cpu.stat",), "usage_usec")),
+    ("nr_periods", ("cpu", ("cpu.stat",), "nr_periods", 1), (("cpu.stat",), "nr_periods")),
+    ("nr_throttled", ("cpu", ("cpu.stat",), "nr_throttled", 1), (("cpu.stat",), "nr_throttled")),
+    ("throttled_usec", ("cpu", ("cpu.stat",), "throttled_time", 1000), (("cpu.stat",), "throttled_usec")),
+    ("pids_current", ("pids", ("pids.current",), None, 1), (("pids.current",), None)),
 )
 
 
@@ -814,19 +817,18 @@ class Cgroup:
         result = {}
         for name, v1, v2 in STATS:
             if self.version == "v1":
-                controller, filename, key, divisor = v1
+                controller, filenames, key, divisor = v1
                 directory = self.path_of(controller)
             else:
-                (filename, key), divisor = v2, 1
+                (filenames, key), divisor = v2, 1
                 directory = self.paths["unified"]
-            text = _read_or_none(os.path.join(directory, filename)) if directory else None
-            if text is None:
-                result[name] = None
-            elif key is None:
-                result[name] = int(text) // divisor
-            else:
-                value = _flat_keyed(text).get(key)
-                result[name] = None if value is None else value // divisor
+            values = []
+            for filename in filenames:
+                text = _read_or_none(os.path.join(directory, filename)) if directory else None
+                value = None if text is None else int(text) if key is None else _flat_keyed(text).get(key)
+                if value is not None:
+                    values.append(value)
+            result[name] = sum(values) // divisor if values else None
         result["procs"] = sorted(self.pids())
         return result
 

@@ -224,7 +224,9 @@ limits:
 stats:
   description:
     - Usage counters read from the kernel; null where the host lacks the file.
-    - On v1, C(oom) is C(memory.failcnt) (times the limit was hit); on v2 it is C(memory.events) C(oom).
+    - On v1, C(oom) is C(memory.failcnt) plus C(memory.memsw.failcnt) (times the memory or memory+swap limit
+      was hit; recent kernels may leave these at 0, so rely on C(oom_kill) there); on v2 it is the C(oom) count of
+      C(memory.events).
   returned: when O(state=present) and the cgroup exists
   type: dict
   contains:
