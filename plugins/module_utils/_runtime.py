@@ -36,9 +36,7 @@ __metaclass__ = type
 
 import errno
 import os
-import re
 import select
-import signal
 import stat
 import time
 
@@ -56,7 +54,23 @@ class ContainerError(Exception):
     """A container could not be set up or run; the message says why and what to do."""
 
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# Checked by hand rather than with `re`: importing re (and enum, functools
+# behind it) costs more than the whole launch in a fresh interpreter.
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_CHARS = _ALNUM | frozenset("_.-")
+_HOSTNAME_CHARS = _ALNUM | frozenset(".-")
+
+
+def valid_name(name):
+    """Container names: ``[A-Za-z0-9][A-Za-z0-9_.-]*``, at most 63 characters."""
+    return (isinstance(name, str) and 0 < len(name) <= 63 and name[0] in _ALNUM
+            and all(char in _NAME_CHARS for char in name))
+
+
+def valid_hostname(hostname):
+    return (isinstance(hostname, str) and 0 < len(hostname) <= 64 and hostname[0] in _ALNUM
+            and all(char in _HOSTNAME_CHARS for char in hostname))
+
 
 # The names users write, mapped to the names /proc/<pid>/ns/ uses and the
 # unshare flag for each. "user" is refused for now: mapping ids needs a
@@ -297,7 +311,7 @@ def build_spec(name=None, rootfs=None, command=None, env=None, workdir=None, use
     when that differs from the rootfs on disk: for ``exec`` it is the
     running container's ``/proc/<pid>/root``, volumes included.
     """
-    if name is not None and not NAME_PATTERN.match(name):
+    if name is not None and not valid_name(name):
         raise ContainerError("invalid container name %r: use letters, digits, '_', '.', '-' "
                              "(first a letter or digit), at most 63 characters" % (name,))
     if not rootfs:
@@ -355,7 +369,7 @@ def build_spec(name=None, rootfs=None, command=None, env=None, workdir=None, use
             _create_mount_point(mount_point)
         prepared.append(mount_point)
 
-    if hostname is not None and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$", hostname):
+    if hostname is not None and not valid_hostname(hostname):
         raise ContainerError("invalid hostname %r: letters, digits, '.' and '-', at most 64" % (hostname,))
 
     return ContainerSpec(
@@ -544,7 +558,7 @@ def _container_child(spec, stdio, report_w, go_r, die_with_parent):
         _redirect_stdio(stdio, (report_w, go_r) if go_r is not None else (report_w,))
         os.setsid()
         if die_with_parent:
-            sys_.prctl(sys_.PR_SET_PDEATHSIG, signal.SIGKILL)
+            sys_.prctl(sys_.PR_SET_PDEATHSIG, sys_.SIGKILL)
         if go_r is not None:
             step = "wait for the cgroup"
             # The parent moves us into the cgroup (cgexec) and records us,
@@ -689,7 +703,7 @@ def launch(spec, stdio, cgroup=None, die_with_parent=True, before_start=None):
 
 def _kill_and_reap(pid):
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sys_.SIGKILL)
     except OSError:
         pass
     try:
@@ -837,7 +851,7 @@ def run_container(spec, stdin_data=None, timeout=None, cgroup=None):
         # process group (it called setsid) is the container.
         for sender in (os.kill, os.killpg):
             try:
-                sender(pid, signal.SIGKILL)
+                sender(pid, sys_.SIGKILL)
             except OSError:
                 pass
 
@@ -891,7 +905,7 @@ def _exec_child(spec, namespace_fds, root_fd, stdio, report_w, go_r):
     try:
         _redirect_stdio(stdio, [report_w, go_r, root_fd] + [fd for fd, _flag in namespace_fds])
         os.setpgid(0, 0)  # one group, so a timeout kills this process and its child
-        sys_.prctl(sys_.PR_SET_PDEATHSIG, signal.SIGKILL)
+        sys_.prctl(sys_.PR_SET_PDEATHSIG, sys_.SIGKILL)
         step = "wait for the cgroup"
         if os.read(go_r, 1) != b"g":
             os._exit(125)
@@ -973,7 +987,7 @@ def exec_in_container(pid, spec, stdin_data=None, timeout=None, cgroup=None, is_
 
     def kill_exec():
         try:
-            os.killpg(helper, signal.SIGKILL)
+            os.killpg(helper, sys_.SIGKILL)
         except OSError:
             pass
 

@@ -298,7 +298,7 @@ def ensure_state(params, check_mode=False, state_root=STATE_ROOT):
     name = params.get("name")
     if not name:
         raise StateError("state=%s needs a name: the container is tracked by it" % state)
-    if not runtime.NAME_PATTERN.match(name):
+    if not runtime.valid_name(name):
         raise runtime.ContainerError("invalid container name %r: use letters, digits, '_', '.', '-' "
                                      "(first a letter or digit), at most 63 characters" % (name,))
     state_dir = StateDir(name, state_root)

@@ -20,7 +20,12 @@ __metaclass__ = type
 
 import ctypes
 import os
-import platform
+
+# Signal numbers are the same on every Linux architecture listed below;
+# spelling them here spares a fresh interpreter the `signal` module, whose
+# enum classes cost more to import than a whole container launch.
+SIGKILL = 9
+SIGTERM = 15
 
 # Namespace flags (include/uapi/linux/sched.h).
 CLONE_NEWNS = 0x00020000
@@ -83,13 +88,13 @@ SYSCALL_NUMBERS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437},
 }
-# platform.machine() spells the same architectures in more than one way.
+# Some systems spell the same architectures another way.
 _MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 def syscall_numbers(machine=None):
     """Return the syscall number table for ``machine`` (default: this host)."""
-    machine = machine or platform.machine()
+    machine = machine or os.uname().machine
     machine = _MACHINE_ALIASES.get(machine.lower(), machine.lower())
     try:
         return SYSCALL_NUMBERS[machine]
