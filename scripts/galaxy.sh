@@ -46,14 +46,16 @@ listed=$(ansible-doc -l handmade.containers --json)
 for module in "${modules[@]}"; do
     [[ $listed == *"\"handmade.containers.$module\""* ]] ||
         die "ansible-doc -l handmade.containers does not list $module, which the tarball ships: check its DOCUMENTATION"
-    ansible-doc handmade.containers."$module" >/dev/null
+    ansible-doc handmade.containers."$module" >/dev/null ||
+        die "ansible-doc cannot render handmade.containers.$module from the installed tarball (message above): fix its DOCUMENTATION, EXAMPLES or RETURN"
     echo "module handmade.containers.$module: listed and documented"
 done
 listed_roles=$(ansible-doc -t role -l handmade.containers --json)
 for role in "${roles[@]}"; do
     [[ $listed_roles == *"\"handmade.containers.$role\""* ]] ||
         die "ansible-doc -t role -l handmade.containers does not list the role $role"
-    ansible-doc -t role handmade.containers."$role" >/dev/null
+    ansible-doc -t role handmade.containers."$role" >/dev/null ||
+        die "ansible-doc cannot render the role handmade.containers.$role from the installed tarball (message above): fix roles/$role/meta/argument_specs.yml"
     echo "role handmade.containers.$role: listed and documented"
 done
 
