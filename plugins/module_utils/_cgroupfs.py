@@ -33,7 +33,6 @@ import time
 from ansible_collections.handmade.containers.plugins.module_utils._units import (
     UnitError,
     format_cpu_list,
-    format_size,
     parse_count,
     parse_cpu_list,
     parse_cpus,

@@ -28,7 +28,7 @@ description:
     frozen, killed with SIGKILL and thawed), then child cgroups are removed bottom-up and the cgroup itself.
   - Each limit maps to its files as the notes list; the same table drives the code.
 author:
-  - handmade.containers maintainers
+  - handmade.containers maintainers (@handmade)
 options:
   name:
     description:
@@ -47,7 +47,7 @@ options:
     description:
       - Hard memory limit. Bytes, or a number with K, M, G or T (1024-based, as docker reads them), or V(max) or
         V(-1) for no limit. At least one page.
-      - The kernel rounds it down to whole pages; RV(limits.memory) shows the value it holds.
+      - The kernel rounds it down to whole pages; the O(memory) key of RV(limits) shows the value it holds.
     type: raw
   memory_swap:
     description:
@@ -102,7 +102,7 @@ options:
       - Relative share of block I/O, V(1) to V(10000), on disks whose I/O scheduler honours weights (BFQ, or
         iocost on v2).
       - On v1 it is converted to the coarser C(blkio.weight) scale of 10 to 1000 as runc does, so
-        RV(limits.io_weight) may differ slightly from the value asked (V(500) reads back as V(506)).
+        the O(io_weight) key of RV(limits) may differ slightly from the value asked (V(500) reads back as V(506)).
     type: int
   version:
     description:
@@ -121,13 +121,14 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reads the cgroup and reports what would change, writing nothing.
   diff_mode:
     support: full
-    details: Before and after of each limit given, and of the cgroup's existence.
+    description: Before and after of each limit given, and of the cgroup's existence.
   platform:
     platforms: posix
     support: full
-    details: Linux with cgroups; runs as root.
+    description: Linux with cgroups (v1, hybrid or v2); runs as root.
 notes:
   - Requires root on the managed host, and Python 3.8 or later (standard library only).
   - Everything is created below C(handmade); nothing else on the host is written, except that on v2 the
