@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Launch latency of ns_exec's runtime, side by side with runc, bwrap and unshare.
 
 Each tool starts /bin/true in the same static busybox rootfs, with new pid,
@@ -156,7 +155,7 @@ def detached_footprint(rootfs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=40, help="launches per tool (median reported)")
     args = parser.parse_args()
     if os.geteuid() != 0:

@@ -13,7 +13,7 @@ short_description: Run a process in fresh namespaces, pivot_root'ed into a root 
 version_added: 0.1.0
 description:
   - Starts O(command) as PID 1 of a new container built straight from kernel
-    features, with no container engine: new PID, mount, UTS, IPC, network and
+    features, with no container engine. It gets new PID, mount, UTS, IPC, network and
     cgroup namespaces, the root filesystem O(rootfs) made the root with
     C(pivot_root) (not C(chroot), which root can escape), a fresh C(/proc), a
     tmpfs C(/dev) with only harmless devices, read-only C(/sys) and
@@ -32,7 +32,7 @@ description:
     on the next run.
   - Runs on the managed host as root. Python 3.8+ standard library only.
 author:
-  - handmade.containers maintainers
+  - handmade.containers maintainers (@handmade)
 options:
   name:
     description:
@@ -78,12 +78,12 @@ options:
         Already running with the same settings is C(changed=false); running
         with other settings is stopped and started again (recreated).
         Its stdin is the fifo C(/run/handmade-containers/<name>/stdin), kept
-        open so a shell never reads EOF: write commands into it to drive it.
+        open so a shell never reads EOF; write commands into it to drive it.
         stdout and stderr go to RV(log_path).
       - V(stopped) sends SIGTERM to PID 1 and, after O(stop_timeout), SIGKILL
         to every process of the container. The record stays.
       - V(absent) stops it and removes its state directory.
-      - V(exec) runs O(command) inside the running container O(name): in all
+      - V(exec) runs O(command) inside the running container O(name), in all
         its namespaces, its cgroup and its root, with its capabilities.
     type: str
     choices: [run, started, stopped, absent, exec]
@@ -176,7 +176,7 @@ notes:
   - The detached container's parent is this module's process, which exits at
     the end of the task; the kernel then hands PID 1 to init. No helper
     process stays beside the container.
-  - PID 1 ignores signals it has no handler for, as every PID 1 does: a plain
+  - PID 1 ignores signals it has no handler for, as every PID 1 does, so a plain
     C(/bin/sh) or C(sleep) needs the SIGKILL that follows O(stop_timeout).
 seealso:
   - module: handmade.containers.cgroup
@@ -222,7 +222,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 state:
-  description: V(run), V(started), V(stopped), V(absent) or V(exec): what was done or found.
+  description: What was done or found, one of V(run), V(started), V(stopped), V(absent) or V(exec).
   returned: always
   type: str
   sample: started
