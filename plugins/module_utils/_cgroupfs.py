@@ -22,7 +22,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
-import ctypes.util
 import errno
 import math
 import os
@@ -88,7 +87,9 @@ def filesystem_type(path):
     """statfs(2) f_type of ``path``: the magic number of the filesystem it is on."""
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # dlopen(NULL): the C library is already loaded in every Python;
+        # ctypes.util.find_library would spawn ldconfig to look for it.
+        _libc = ctypes.CDLL(None, use_errno=True)
     buf = _StatFs()
     if _libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
         err = ctypes.get_errno()
