@@ -110,10 +110,10 @@ stage_collection_for_ansible_test() {
 # each interpreter is linked into one directory put first on PATH).
 PYENV_PYTHONS=$BUILD/pythons
 link_pyenv_pythons() {
-    local interpreter name
+    local interpreter name pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
     mkdir -p "$PYENV_PYTHONS"
-    command -v pyenv >/dev/null || return 0
-    for interpreter in "$(pyenv root)"/versions/3.*/bin/python3.*; do
+    if command -v pyenv >/dev/null; then pyenv_root=$(pyenv root); fi
+    for interpreter in "$pyenv_root"/versions/3.*/bin/python3.*; do
         name=${interpreter##*/}
         if [[ $name =~ ^python3\.[0-9]+$ ]] && [ -x "$interpreter" ]; then
             ln -sfn "$interpreter" "$PYENV_PYTHONS/$name"
