@@ -87,7 +87,9 @@ stage_collection_for_ansible_test() {
     exec 9>"$BUILD/ansible-test.lock"
     flock 9
     find "$stage" -mindepth 1 -maxdepth 1 ! -name tests ! -name .git -exec rm -rf {} +
-    [ -d "$stage/tests" ] && find "$stage/tests" -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
+    if [ -d "$stage/tests" ]; then
+        find "$stage/tests" -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
+    fi
     (
         cd "$ROOT"
         git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
@@ -122,18 +124,13 @@ link_pyenv_pythons() {
 }
 
 # The Python versions (3.8 3.9 ...) that link_pyenv_pythons found and that
-# ansible-test supports for this part of the collection: "controller" or
-# "target" (modules and module_utils).
+# ansible-test supports for modules and module_utils.
 ansible_test_python_versions() {
-    local kind=$1
-    python - "$kind" "$PYENV_PYTHONS" <<'PY'
+    python - "$PYENV_PYTHONS" <<'PY'
 import os, sys
 from ansible_test._util.target.common import constants
-kind, directory = sys.argv[1:]
-supported = constants.CONTROLLER_PYTHON_VERSIONS
-if kind == "target":
-    supported = constants.REMOTE_ONLY_PYTHON_VERSIONS + supported
-print(" ".join(v for v in supported if os.path.exists(os.path.join(directory, "python" + v))))
+supported = constants.REMOTE_ONLY_PYTHON_VERSIONS + constants.CONTROLLER_PYTHON_VERSIONS
+print(" ".join(v for v in supported if os.path.exists(os.path.join(sys.argv[1], "python" + v))))
 PY
 }
 
@@ -141,15 +138,16 @@ PY
 # after putting the pip bootstrap stand-in everywhere ansible-test looks for
 # one (get_pip_<pip version>.py, one pip version per Python version).
 run_ansible_test() {
-    local pip_version
-    for pip_version in $(python - <<'PY'
+    local pip_versions pip_version
+    pip_versions=$(python - <<'PY'
 from types import SimpleNamespace
 from ansible_test._internal.python_requirements import get_venv_packages
 from ansible_test._util.target.common import constants
 versions = constants.REMOTE_ONLY_PYTHON_VERSIONS + constants.CONTROLLER_PYTHON_VERSIONS
 print(" ".join(sorted({get_venv_packages(SimpleNamespace(version=v))["pip"] for v in versions})))
 PY
-    ); do
+    )
+    for pip_version in $pip_versions; do
         install -D -m 0644 "$ROOT/tests/utils/get_pip_standin.py" \
             "$ANSIBLE_TEST_HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
     done

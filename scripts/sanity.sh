@@ -12,5 +12,5 @@ ensure_venv
 link_pyenv_pythons
 stage_collection_for_ansible_test
 
-log "ansible-test sanity on Python $(ansible_test_python_versions target)"
+log "ansible-test sanity on Python $(ansible_test_python_versions)"
 run_ansible_test sanity --venv --color no "$@"

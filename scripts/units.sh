@@ -17,7 +17,7 @@ if ! find "$ANSIBLE_TEST_STAGE/tests/unit" -name 'test_*.py' -print -quit 2>/dev
     exit 0
 fi
 
-available=$(ansible_test_python_versions target)
+available=$(ansible_test_python_versions)
 controller=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 oldest=${available%% *}
 newest=${available##* }
