@@ -21,6 +21,7 @@ Usage (as root): scripts/bench.sh launch   or   python benchmarks/bench_launch.p
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -109,6 +110,15 @@ def fork_exec_in_process(rootfs):
     return (time.perf_counter() - started) * 1000
 
 
+def cpu_ms():
+    """CPU time used so far by this process and its reaped children, in milliseconds."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total * 1000
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as handle:
         for line in handle:
@@ -186,19 +196,27 @@ def main():
         # take turns, so a burst of load on this shared machine hits every
         # tool alike instead of skewing whichever ran during it.
         samples = dict((label, []) for label, _measure in measures)
+        cpu_samples = dict((label, []) for label, _measure in measures)
         for label, measure in measures:
             measure()
         for _round in range(args.runs):
             for label, measure in measures:
+                before = cpu_ms()
                 samples[label].append(measure())
+                cpu_samples[label].append(cpu_ms() - before)
         figures = dict((label, statistics.median(values)) for label, values in samples.items())
+        cpu = dict((label, statistics.median(values)) for label, values in cpu_samples.items())
 
         runc, bwrap = figures["runc run"], figures["bwrap"]
         print("\nStart /bin/true in a busybox rootfs (pid mount uts ipc net cgroup), %d runs each, median:\n"
               % args.runs)
-        print("%-32s %10s %10s %10s" % ("tool", "ms", "/ bwrap", "/ runc"))
+        print("%-36s %9s %8s %8s %9s %8s" % ("tool", "wall ms", "/ bwrap", "/ runc", "CPU ms", "/ bwrap"))
         for label, value in figures.items():
-            print("%-32s %10.2f %10.2f %10.2f" % (label, value, value / bwrap, value / runc))
+            print("%-36s %9.2f %8.2f %8.2f %9.2f %8.2f" % (label, value, value / bwrap, value / runc,
+                                                          cpu[label], cpu[label] / cpu["bwrap"]))
+        print("\nCPU ms: user + system time of the launch, this process and its reaped children;"
+              "\nit hardly moves with the load of other work on the machine (load average %.1f now)."
+              % os.getloadavg()[0])
         print("\ntargets: in-process <= 1.2x bwrap (%.2f), fresh process < 0.7x runc (%.2f)"
               % (figures["ns_exec in-process"] / bwrap, figures["ns_exec fresh python3 -I"] / runc))
 
