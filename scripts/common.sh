@@ -123,14 +123,19 @@ link_pyenv_pythons() {
     done
 }
 
-# The Python versions (3.8 3.9 ...) that link_pyenv_pythons found and that
-# ansible-test supports for modules and module_utils.
+# The Python versions (3.8 3.9 ...) that ansible-test supports for modules
+# and module_utils and will find: pyenv's (after link_pyenv_pythons) and the
+# development venv's own. Each must run: a pyenv shim for a version that is
+# not selected is on PATH but answers "command not found".
 ansible_test_python_versions() {
-    python - "$PYENV_PYTHONS" <<'PY'
-import os, sys
+    PATH=$PYENV_PYTHONS:$PATH python - <<'PY'
+import shutil, subprocess
 from ansible_test._util.target.common import constants
 supported = constants.REMOTE_ONLY_PYTHON_VERSIONS + constants.CONTROLLER_PYTHON_VERSIONS
-print(" ".join(v for v in supported if os.path.exists(os.path.join(sys.argv[1], "python" + v))))
+def runs(version):
+    interpreter = shutil.which("python" + version)
+    return interpreter and subprocess.call([interpreter, "-c", ""], stderr=subprocess.DEVNULL) == 0
+print(" ".join(v for v in supported if runs(v)))
 PY
 }
 
