@@ -266,10 +266,14 @@ def _start(spec, state_dir):
     def record_before_start(pid):
         # Recorded before the child may run anything: if this process dies
         # now, the child reads EOF instead of "go" and exits untouched.
-        state_dir.write(ContainerRecord(
-            name=spec.name, pid=pid, start_time=process_start_time(pid),
-            config_digest=config_digest(config), config=config,
-            log_path=state_dir.log_path, created=time.time()))
+        try:
+            state_dir.write(ContainerRecord(
+                name=spec.name, pid=pid, start_time=process_start_time(pid),
+                config_digest=config_digest(config), config=config,
+                log_path=state_dir.log_path, created=time.time()))
+        except OSError as exc:
+            raise StateError("cannot record container %s in %s: %s (is /run full or read-only?)"
+                             % (spec.name, state_dir.record_path, exc))
 
     try:
         launched = runtime.start_detached(spec, stdin_fd, log_fd, cgroup=cgroup,
@@ -299,8 +303,8 @@ def ensure_state(params, check_mode=False, state_root=STATE_ROOT):
     if not name:
         raise StateError("state=%s needs a name: the container is tracked by it" % state)
     if not runtime.valid_name(name):
-        raise runtime.ContainerError("invalid container name %r: use letters, digits, '_', '.', '-' "
-                                     "(first a letter or digit), at most 63 characters" % (name,))
+        raise StateError("invalid container name %r: use letters, digits, '_', '.', '-' "
+                         "(first a letter or digit), at most 63 characters" % (name,))
     state_dir = StateDir(name, state_root)
     if state == "exec":
         return _exec(params, state_dir, check_mode)

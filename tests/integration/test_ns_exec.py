@@ -385,7 +385,7 @@ def test_exec_joins_the_containers_namespaces_root_and_cgroup(run_module, rootfs
     result = _started(run_module, container, rootfs, cgroup=memory_cgroup, hostname="exec-box")
     executed = run_module("ns_exec", {"name": container, "state": "exec", "command": [
         "/bin/sh", "-c", "for ns in pid mnt net; do readlink /proc/self/ns/$ns; done; hostname; "
-        "ps -o pid,args | sed -n 2p; ls /; cat /proc/self/status"]})
+        "ps -o pid,args | sed -n 2p; ls /; cat /proc/self/status; cat /proc/self/cgroup"]})
     assert executed["rc"] == 0, executed
     lines = executed["stdout"].splitlines()
     namespaces = result["namespaces"]
@@ -394,6 +394,12 @@ def test_exec_joins_the_containers_namespaces_root_and_cgroup(run_module, rootfs
     assert lines[4].split() == ["1", "/bin/sh"]
     assert "CapEff:\t%016x" % capability_mask(DEFAULT_CAPABILITIES) in executed["stdout"]
     assert set(os.listdir(rootfs)) <= set(lines[5:])
+    # In the container's cgroup namespace and in its cgroup: the root of its
+    # view. The memory controller's line is "N:memory:/" on v1, "0::/" on v2.
+    cgroup_lines = [line for line in lines if line.count(":") >= 2 and line.split(":")[0].isdigit()]
+    memory_lines = [line for line in cgroup_lines if ":memory:" in line] or \
+        [line for line in cgroup_lines if line.startswith("0::")]
+    assert memory_lines and all(line.endswith(":/") for line in memory_lines), cgroup_lines
 
 
 def test_enter_command_opens_a_shell_inside(run_module, rootfs, container):
