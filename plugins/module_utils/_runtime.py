@@ -58,7 +58,9 @@ class ContainerError(Exception):
 # behind it) costs more than the whole launch in a fresh interpreter.
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _NAME_CHARS = _ALNUM | frozenset("_.-")
-_HOSTNAME_CHARS = _ALNUM | frozenset(".-")
+# Underscores are not in RFC 1123 but the kernel takes them, and a container
+# named web_1 gets hostname web_1 by default, as with Docker.
+_HOSTNAME_CHARS = _ALNUM | frozenset("_.-")
 
 
 def valid_name(name):
@@ -370,7 +372,8 @@ def build_spec(name=None, rootfs=None, command=None, env=None, workdir=None, use
         prepared.append(mount_point)
 
     if hostname is not None and not valid_hostname(hostname):
-        raise ContainerError("invalid hostname %r: letters, digits, '.' and '-', at most 64" % (hostname,))
+        raise ContainerError("invalid hostname %r: letters, digits, '_', '.' and '-' (first a letter or "
+                             "digit), at most 64" % (hostname,))
 
     return ContainerSpec(
         name=name, rootfs=root, argv=argv, executable=executable, env=full_env, user_env=user_env,

@@ -552,3 +552,28 @@ def test_started_with_a_bad_command_leaves_nothing(run_module, rootfs, container
                                     "command": ["/bin/no-such-program"]})
     assert result["failed"] and "has no /bin/no-such-program" in result["msg"]
     assert not os.path.exists(os.path.join(STATE_ROOT, container))
+
+
+def test_check_mode_changes_nothing_and_diff_shows_the_change(run_module, rootfs, container):
+    args = {"name": container, "state": "started", "rootfs": rootfs, "command": ["/bin/sh"]}
+    planned = run_module("ns_exec", args, check_mode=True, diff=True)
+    assert planned["changed"], planned
+    assert planned["diff"]["before"] == {"state": "absent"}
+    assert planned["diff"]["after"]["state"] == "started"
+    assert not os.path.exists(os.path.join(STATE_ROOT, container))
+    started = _started(run_module, container, rootfs)
+    removal = run_module("ns_exec", {"name": container, "state": "absent"}, check_mode=True, diff=True)
+    assert removal["changed"] and removal["diff"]["after"] == {"state": "absent"}
+    assert process_start_time(started["pid"]) is not None
+    assert "diff" not in run_module("ns_exec", dict(args))
+
+
+def test_exec_timeout_kills_the_exec_process_only(run_module, rootfs, container):
+    started = _started(run_module, container, rootfs)
+    marker = "32.%d" % (uuid.uuid4().int % 1000)
+    result = run_module("ns_exec", {"name": container, "state": "exec", "timeout": 1,
+                                    "command": ["/bin/sh", "-c", "sleep %s & sleep %s" % (marker, marker)]})
+    assert not result["failed"], result
+    assert result["timed_out"] and result["rc"] == 137, result
+    assert processes_with("sleep %s" % marker) == []
+    assert process_start_time(started["pid"]) is not None

@@ -47,8 +47,8 @@ def test_container_names(name, valid):
 
 
 def test_hostnames():
-    assert valid_hostname("box-1.local")
-    assert not valid_hostname("box_1") and not valid_hostname(".box")
+    assert valid_hostname("box-1.local") and valid_hostname("web_1")
+    assert not valid_hostname(".box") and not valid_hostname("a b") and not valid_hostname("x" * 65)
 
 
 def test_absolute_symlinks_resolve_inside_the_root(root):
