@@ -6,10 +6,12 @@ require_root test
 
 timings=()
 run_layer() {
-    local started=$SECONDS
+    local started=$SECONDS status=0 outcome
     log "test layer: $*"
-    "$ROOT/scripts/$1.sh" "${@:2}"
-    timings+=("$(printf '%-18s %5ds' "$*" $((SECONDS - started)))")
+    "$ROOT/scripts/$1.sh" "${@:2}" || status=$?
+    outcome=$([ "$status" -eq 0 ] && echo passed || echo "FAILED (exit $status)")
+    timings+=("$(printf '%-18s %5ds  %s' "$*" $((SECONDS - started)) "$outcome")")
+    [ "$status" -eq 0 ] || exit "$status"
 }
 print_timings() {
     [ ${#timings[@]} -eq 0 ] || printf '  %s\n' "${timings[@]}" >&2
