@@ -958,6 +958,7 @@ def exec_in_container(pid, spec, stdin_data=None, timeout=None, cgroup=None, is_
         _close_all(fd for fd, _flag in namespace_fds)
         raise ContainerError("cannot open the root of container process %d: %s" % (pid, exc))
     held = [root_fd] + [fd for fd, _flag in namespace_fds]
+    oom_before = _oom_kills(cgroup)
     if is_same_process is not None and not is_same_process():
         _close_all(held)
         raise ContainerError("container process %d exited while exec started: start the container again" % pid)
@@ -998,6 +999,7 @@ def exec_in_container(pid, spec, stdin_data=None, timeout=None, cgroup=None, is_
     status, stdout, stderr, timed_out = _collect(helper, data, parent_fds, timeout, kill_exec)
     return {
         "rc": exit_code(status), "stdout": _decode(stdout), "stderr": _decode(stderr),
+        "oom_killed": _oom_kills(cgroup) > oom_before,
         "timed_out": timed_out, "elapsed": round(time.monotonic() - started, 6),
     }
 

@@ -391,7 +391,7 @@ def _exec(params, state_dir, check_mode):
                          % state_dir.name)
     if check_mode:
         return dict(_container_facts(record, state_dir, "exec"), changed=True, rc=None, stdout="",
-                    stderr="", timed_out=False, elapsed=0.0)
+                    stderr="", oom_killed=False, timed_out=False, elapsed=0.0)
     config = record.config
     env = dict(config.get("env") or {})
     env.update(params.get("env") or {})

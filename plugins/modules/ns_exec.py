@@ -273,8 +273,10 @@ stderr:
   returned: state is run or exec
   type: str
 oom_killed:
-  description: True when the cgroup's OOM killer killed a process of the container during the run.
-  returned: state is run
+  description:
+    - True when the cgroup's OOM killer killed a process in it while the command ran.
+    - For V(exec), any process of the container's cgroup counts, not only the exec'd one.
+  returned: state is run or exec
   type: bool
   sample: false
 timed_out:

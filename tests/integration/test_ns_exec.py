@@ -329,7 +329,9 @@ def _started(run_module, name, rootfs, **extra):
 
 
 def test_started_is_idempotent_and_recreates_on_change(run_module, rootfs, container):
+    mounts_before = host_mountinfo()
     first = _started(run_module, container, rootfs)
+    assert host_mountinfo() == mounts_before
     assert first["changed"] and process_start_time(first["pid"]) is not None
     again = _started(run_module, container, rootfs)
     assert not again["changed"] and again["pid"] == first["pid"]
@@ -383,6 +385,10 @@ def test_started_through_ansible_returns_promptly(ansible_module, rootfs, contai
 
 def test_exec_joins_the_containers_namespaces_root_and_cgroup(run_module, rootfs, container, memory_cgroup):
     result = _started(run_module, container, rootfs, cgroup=memory_cgroup, hostname="exec-box")
+    hog = run_module("ns_exec", {"name": container, "state": "exec",
+                                 "command": ["/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=400M", "count=1"]})
+    assert hog["oom_killed"] is True and hog["rc"] == 137, hog
+    assert process_start_time(result["pid"]) is not None
     executed = run_module("ns_exec", {"name": container, "state": "exec", "command": [
         "/bin/sh", "-c", "for ns in pid mnt net; do readlink /proc/self/ns/$ns; done; hostname; "
         "ps -o pid,args | sed -n 2p; ls /; cat /proc/self/status; cat /proc/self/cgroup"]})
