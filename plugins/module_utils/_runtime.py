@@ -24,7 +24,8 @@ leaks or can be escaped:
 7. ``pivot_root(".", ".")`` and detach the old root (``chroot`` replaced:
    chroot is escapable by root, pivot_root leaves nothing to escape to);
 8. set the hostname (``hostname mycontainer``), bring ``lo`` up;
-9. drop capabilities and the bounding set, set ``no_new_privs``, switch user;
+9. drop the bounding set, switch user, keep only the kept capabilities,
+   set ``no_new_privs``;
 10. exec the command.
 
 Errors in the child travel back through a close-on-exec pipe as a sentence,
@@ -390,7 +391,7 @@ def build_spec(name=None, rootfs=None, command=None, env=None, workdir=None, use
 # sequence and raises OSError (named by _syscalls) on failure.
 # ---------------------------------------------------------------------------
 
-def _make_root_private():
+def _make_root_slave():
     # rslave rather than rprivate: unmounts on the host still propagate in
     # (so the container never pins a host filesystem busy), while nothing
     # mounted here propagates back out to the host's mount table.
@@ -576,7 +577,7 @@ def _container_child(spec, stdio, report_w, go_r, die_with_parent):
                 flags |= NAMESPACES[namespace][1]
         sys_.unshare(flags)
         step = "make / a slave mount"
-        _make_root_private()
+        _make_root_slave()
         step = "bind the rootfs %s onto itself" % spec.rootfs
         _bind_rootfs(spec)
         step = "mount /proc"
@@ -599,6 +600,9 @@ def _container_child(spec, stdio, report_w, go_r, die_with_parent):
         if "net" in spec.namespaces:
             step = "bring lo up"
             sys_.set_loopback_up()
+        # No cgroup step here, where cgexec would come: the parent moved us
+        # into the cgroup before the unshare above, so the cgroup namespace
+        # is rooted at it and the limits already hold.
         step = "drop privileges"
         _drop_privileges(spec)
         step = "change to workdir %s" % spec.workdir
