@@ -232,7 +232,7 @@ def _open_cgroup(name):
     return open_existing(name) if name else None
 
 
-def _describe(record, state_dir):
+def _describe(record):
     if record is None:
         return {"state": "absent"}
     running = record.is_running()
@@ -321,7 +321,7 @@ def ensure_state(params, check_mode=False, state_root=STATE_ROOT):
 def _converge(params, state, state_dir, check_mode):
     record = state_dir.read()
     running = record is not None and record.is_running()
-    before = _describe(record, state_dir)
+    before = _describe(record)
     stop_timeout = params.get("stop_timeout")
     stop_timeout = 10.0 if stop_timeout is None else float(stop_timeout)
 
@@ -343,7 +343,7 @@ def _converge(params, state, state_dir, check_mode):
         record = state_dir.read()
         result = dict(_container_facts(record, state_dir, "started"), changed=True,
                       recreated=running)
-        result["diff"] = {"before": before, "after": _describe(record, state_dir)}
+        result["diff"] = {"before": before, "after": _describe(record)}
         return result
 
     if state in ("stopped", "absent"):
