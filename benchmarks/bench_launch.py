@@ -212,8 +212,8 @@ def main():
               % args.runs)
         print("%-36s %9s %8s %8s %9s %8s" % ("tool", "wall ms", "/ bwrap", "/ runc", "CPU ms", "/ bwrap"))
         for label, value in figures.items():
-            print("%-36s %9.2f %8.2f %8.2f %9.2f %8.2f" % (label, value, value / bwrap, value / runc,
-                                                          cpu[label], cpu[label] / cpu["bwrap"]))
+            row = (label, value, value / bwrap, value / runc, cpu[label], cpu[label] / cpu["bwrap"])
+            print("%-36s %9.2f %8.2f %8.2f %9.2f %8.2f" % row)
         print("\nCPU ms: user + system time of the launch, this process and its reaped children;"
               "\nit hardly moves with the load of other work on the machine (load average %.1f now)."
               % os.getloadavg()[0])
