@@ -317,7 +317,7 @@ class Downloader:
 # ---------------------------------------------------------------------------
 # GPG signatures, checked in a throwaway GNUPGHOME.
 
-def verify_signature(tarball, signature, key_file, fingerprint, scratch_dir):
+def verify_signature(tarball, signature, key_file, fingerprint, scratch_dir, name=None):
     """Raise unless ``signature`` is a good signature of ``tarball`` by ``fingerprint``.
 
     The key is imported into a temporary GNUPGHOME under ``scratch_dir`` (so
@@ -329,6 +329,7 @@ def verify_signature(tarball, signature, key_file, fingerprint, scratch_dir):
         raise RootfsError("verify_signature needs gpg, which is not installed on this host: install gnupg "
                           "(apt-get install gnupg, apk add gnupg, dnf install gnupg2) or set verify_signature: false")
     wanted = re.sub(r"\s+", "", fingerprint).upper()
+    name = name or os.path.basename(tarball)
     home = tempfile.mkdtemp(prefix=".gnupg-%d-" % os.getpid(), dir=scratch_dir)
     try:
         base = [gpg, "--homedir", home, "--batch", "--no-tty", "--no-autostart", "--status-fd", "1"]
@@ -347,11 +348,11 @@ def verify_signature(tarball, signature, key_file, fingerprint, scratch_dir):
                 signers.extend([fields[2].upper(), fields[-1].upper()])
         if checked.returncode != 0 or not signers:
             said = checked.stderr.decode(errors="replace").strip().splitlines()
-            raise RootfsError("the signature %s does not match %s: the file was altered or signed by another key "
-                              "(gpg: %s)" % (signature, os.path.basename(tarball), said[-1] if said else "no output"))
+            raise RootfsError("the GPG signature does not match %s: the file was altered, or the signature is of "
+                              "another file (gpg: %s)" % (name, said[-1] if said else "no output"))
         if wanted not in signers:
             raise RootfsError("%s is signed by %s, not by the pinned key %s: set gpg_fingerprint to the key "
-                              "you trust" % (os.path.basename(tarball), signers[-1], wanted))
+                              "you trust" % (name, signers[-1], wanted))
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -663,10 +664,15 @@ def fetch_rootfs(params, check_mode=False):
     dest, parent = _dest_paths(params["dest"], cache_dir)
     force = bool(params.get("force"))
     stamp = read_stamp(dest)
-    if stamp is None and os.path.isdir(dest) and os.listdir(dest) and not force:
-        raise RootfsError("dest %s is a non-empty directory that rootfs_fetch did not install (no valid %s), "
-                          "and it would be replaced: empty or remove it, choose another dest, or set force: true"
+    # A stale stamp (a copied or restored tree) still marks the tree as one of
+    # ours; a directory without any stamp may hold someone's data.
+    foreign = os.path.isdir(dest) and not os.path.exists(os.path.join(dest, STAMP_NAME)) and os.listdir(dest)
+    if foreign and not force:
+        raise RootfsError("dest %s is a non-empty directory that rootfs_fetch did not install (no %s), and it "
+                          "would be replaced: empty or remove it, choose another dest, or set force: true"
                           % (dest, STAMP_NAME))
+    if not check_mode:
+        _remove_leftovers_of(dest, parent, cache_dir)
     arch = params.get("arch") or host_arch()
     mirror = params.get("mirror") or DEFAULT_MIRROR
     downloader = Downloader(timeout=params.get("timeout") or 30, validate_certs=params.get("validate_certs", True))
@@ -727,11 +733,7 @@ def _install(source, dest, parent, cache_dir, downloader, params, verify):
     """Obtain and verify the tarball, extract it beside ``dest``, swap it in; return the new stamp."""
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     os.makedirs(parent, mode=0o755, exist_ok=True)
-    # Leftovers of runs killed midway: their process is gone, nothing else uses them.
-    tmp_prefix = ".%s.tmp-" % os.path.basename(dest)
-    remove_leftovers(parent, tmp_prefix)
-    remove_leftovers(cache_dir, ".download-")
-    remove_leftovers(cache_dir, ".gnupg-")
+    tmp_prefix = _tmp_prefix(dest)
 
     tarball, cached = _obtain(source, cache_dir, downloader)
     top = None
@@ -774,6 +776,17 @@ def _install(source, dest, parent, cache_dir, downloader, params, verify):
             for path in (tarball, tarball + ".asc"):
                 if os.path.exists(path):
                     os.unlink(path)
+
+
+def _tmp_prefix(dest):
+    return ".%s.tmp-" % os.path.basename(dest)
+
+
+def _remove_leftovers_of(dest, parent, cache_dir):
+    """What runs killed midway left: their process is gone, so nothing else uses it."""
+    remove_leftovers(parent, _tmp_prefix(dest))
+    remove_leftovers(cache_dir, ".download-")
+    remove_leftovers(cache_dir, ".gnupg-")
 
 
 def _check_digest(source, actual, what):
@@ -880,7 +893,7 @@ def _check_signature(source, tarball, cache_dir, downloader, params):
             raise RootfsError("gpg_key %s is neither a URL nor a file on this host" % key)
         try:
             verify_signature(tarball, signature, key_file, params.get("gpg_fingerprint") or ALPINE_FINGERPRINT,
-                             scratch)
+                             scratch, name=source.location)
         except RootfsError:
             if source.kind != "src":
                 os.unlink(signature)  # a later run fetches it afresh
