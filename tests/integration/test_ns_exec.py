@@ -585,3 +585,21 @@ def test_exec_timeout_kills_the_exec_process_only(run_module, rootfs, container)
     assert result["timed_out"] and result["rc"] == 137, result
     assert processes_with("sleep %s" % marker) == []
     assert process_start_time(started["pid"]) is not None
+
+
+def test_the_claims_hold_seen_from_the_host(run_module, rootfs, container):
+    result = _started(run_module, container, rootfs, hostname="seen-from-host")
+    pid = result["pid"]
+    with open("/proc/%d/status" % pid) as handle:
+        status = handle.read()
+    # PID 1 inside, an ordinary pid outside.
+    assert status_field(status, "NSpid").split() == [str(pid), "1"]
+    assert int(status_field(status, "CapEff"), 16) == capability_mask(DEFAULT_CAPABILITIES)
+    assert status_field(status, "NoNewPrivs") == "1"
+    uts = subprocess.run(["nsenter", "--target", str(pid), "--uts", "hostname"], stdout=subprocess.PIPE, check=True)
+    assert uts.stdout.decode().strip() == "seen-from-host" != socket.gethostname()
+    assert sorted(os.listdir("/proc/%d/root" % pid)) == sorted(os.listdir(rootfs))
+    with open("/proc/%d/mountinfo" % pid) as handle:
+        mounts = dict((line.split()[4], line.split()[5].split(",")) for line in handle)
+    assert "ro" in mounts["/sys"] and "ro" in mounts["/proc/sys"]
+    assert not any(point.startswith(rootfs) for point in mounts), "host paths leaked into the container"
