@@ -610,6 +610,7 @@ def _container_child(spec, stdio, report_w, go_r, die_with_parent):
         os.umask(0o022)
         _report(report_w, "N", " ".join(sorted(_namespace_ids().values())))
         step = "exec %s in rootfs %s" % (spec.executable, spec.rootfs)
+        sys_.reset_signals()
         os.execve(spec.executable, spec.argv, spec.env)
     except BaseException as exc:  # noqa: B902 - the child must never return into the caller's code
         try:
@@ -936,6 +937,7 @@ def _exec_child(spec, namespace_fds, root_fd, stdio, report_w, go_r):
             _drop_privileges(spec)
             os.umask(0o022)
             step = "exec %s" % spec.executable
+            sys_.reset_signals()
             os.execve(spec.executable, spec.argv, spec.env)
         os.close(report_w)
         status = os.waitpid(child, 0)[1]

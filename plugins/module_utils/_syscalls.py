@@ -26,6 +26,7 @@ import os
 # enum classes cost more to import than a whole container launch.
 SIGKILL = 9
 SIGTERM = 15
+SIGSTOP = 19
 
 # Namespace flags (include/uapi/linux/sched.h).
 CLONE_NEWNS = 0x00020000
@@ -116,6 +117,9 @@ _libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_u
 _libc.setgroups.argtypes = (ctypes.c_size_t, ctypes.c_void_p)
 _libc.socket.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int)
 _libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
+_libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+_libc.signal.restype = ctypes.c_void_p
+_libc.sigprocmask.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 
 def _check(result, call):
@@ -162,6 +166,27 @@ def sethostname(name):
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5),
                   "prctl(%d, %d, %d)" % (option, arg2, arg3))
+
+
+_SIG_SETMASK = 2
+_SIG_DFL = None  # (void *) 0
+# The kernel's sigset_t is 64 bits; glibc's is 1024. Either way, all zero
+# means no signal blocked.
+_EMPTY_SIGSET = ctypes.create_string_buffer(128)
+
+
+def reset_signals():
+    """Default disposition for every standard signal, and none blocked.
+
+    Ignored signals stay ignored across exec. Python ignores SIGPIPE and
+    SIGXFSZ, so without this a program in the container would get EPIPE
+    where it expects to die quietly (``yes | head``), as subprocess's
+    ``restore_signals`` exists to prevent.
+    """
+    _check(_libc.sigprocmask(_SIG_SETMASK, _EMPTY_SIGSET, None), "sigprocmask(SIG_SETMASK, {})")
+    for signum in range(1, 32):
+        if signum not in (SIGKILL, SIGSTOP):
+            _libc.signal(signum, _SIG_DFL)
 
 
 def setgroups(gids):

@@ -603,3 +603,15 @@ def test_the_claims_hold_seen_from_the_host(run_module, rootfs, container):
         mounts = dict((line.split()[4], line.split()[5].split(",")) for line in handle)
     assert "ro" in mounts["/sys"] and "ro" in mounts["/proc/sys"]
     assert not any(point.startswith(rootfs) for point in mounts), "host paths leaked into the container"
+
+
+def test_signals_start_at_their_defaults(run_module, rootfs, container):
+    # Python ignores SIGPIPE and SIGXFSZ; the container must not inherit that.
+    ran = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/grep", "^Sig[IB]", "/proc/self/status"]})
+    assert ran["stdout"].split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16], ran
+    piped = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/sh", "-c", "yes | head -n 1"]})
+    assert piped["stdout"] == "y\n" and piped["stderr"] == "", piped
+    _started(run_module, container, rootfs)
+    executed = run_module("ns_exec", {"name": container, "state": "exec",
+                                      "command": ["/bin/grep", "^SigIgn", "/proc/self/status"]})
+    assert executed["stdout"].split() == ["SigIgn:", "0" * 16], executed
