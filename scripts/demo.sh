@@ -6,7 +6,10 @@
 #   sudo make demo MIRROR=local          # offline: a loopback mirror built from
 #                                        # Debian's busybox-static, signed with a
 #                                        # throwaway key
-#   sudo make demo MIRROR=http://host/alpine   # any mirror laid out as the CDN
+#   sudo make demo MIRROR=http://host/alpine   # any mirror laid out as the CDN,
+#                                        # checked against its own checksums, and
+#                                        # its signatures too with GPG_KEY=<path or
+#                                        # URL> (and GPG_FINGERPRINT unless Alpine's)
 #   sudo make demo KEEP=true             # leave the container running
 source "$(dirname "$0")/common.sh"
 require_root demo
@@ -58,8 +61,11 @@ or point it at a mirror this machine can reach (laid out as $CDN):
     sudo make demo MIRROR=http://mirror.example/alpine"
     fi
     playbook_args+=(-e "mirror=$mirror")
-    if [ "$mirror" = "$CDN" ]; then
-        playbook_args+=(-e verify_signature=true -e "gpg_key=$ALPINE_KEY_URL")
+    gpg_key=${GPG_KEY:-}
+    if [ "$mirror" = "$CDN" ]; then gpg_key=${gpg_key:-$ALPINE_KEY_URL}; fi
+    if [ -n "$gpg_key" ]; then
+        playbook_args+=(-e verify_signature=true -e "gpg_key=$gpg_key")
+        [ -z "${GPG_FINGERPRINT:-}" ] || playbook_args+=(-e "gpg_fingerprint=$GPG_FINGERPRINT")
     fi
 fi
 
