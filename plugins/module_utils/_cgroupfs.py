@@ -305,19 +305,30 @@ class Limit:
     kernel's own normalisation, so an unchanged limit is never rewritten.
     """
 
-    def __init__(self, key, v1, v2, summary, options=None):
+    def __init__(self, key, v1, v2, summary, options=None, alternatives=False):
         self.key = key
         self.options = options or (key,)
         self.v1_controller, self.v1_files = v1[0], tuple(v1[1:])
         self.v2_controller, self.v2_files = v2[0], tuple(v2[1:])
         self.summary = summary
+        # Several files are either all written (cpu.cfs_period_us and
+        # cpu.cfs_quota_us) or alternatives named after the kernel's
+        # configuration (blkio.weight or blkio.bfq.weight): the first present.
+        self.alternatives = alternatives
 
     def controller(self, version):
         return self.v1_controller if version == "v1" else self.v2_controller
 
-    def files(self, version, directory=None):
-        """The files this limit reads and writes, in write order."""
+    def declared_files(self, version):
         return self.v1_files if version == "v1" else self.v2_files
+
+    def files(self, version, directory=None):
+        """The files this limit reads and writes in ``directory``, in write order."""
+        files = self.declared_files(version)
+        if self.alternatives:
+            present = [name for name in files if directory and os.path.exists(os.path.join(directory, name))]
+            return tuple(present[:1]) or files[:1]
+        return files
 
     def requested(self, params):
         return any(params.get(option) is not None for option in self.options)
@@ -346,7 +357,7 @@ class Limit:
 class SizeLimit(Limit):
     """Bytes; None is no limit. The kernel rounds down to whole pages on v1 and v2."""
 
-    def __init__(self, key, v1, v2, summary, minimum_pages, v2_unlimited_default=None):
+    def __init__(self, key, v1, v2, summary, minimum_pages):
         Limit.__init__(self, key, v1, v2, summary)
         self.minimum_pages = minimum_pages
 
@@ -385,10 +396,13 @@ class SwapLimit(SizeLimit):
     """docker's --memory-swap: memory plus swap. v1 holds the total; v2's memory.swap.max only the swap."""
 
     def desired(self, params, host, warnings):
-        total = SizeLimit.desired(self, params, host, warnings)
-        memory = parse_size(params["memory"]) if params.get("memory") is not None else None
         if params.get("memory") is None:
             self._fail("memory_swap (memory plus swap) needs memory in the same task: add memory")
+        total = SizeLimit.desired(self, params, host, warnings)
+        try:
+            memory = parse_size(params["memory"])
+        except UnitError as exc:
+            raise CgroupError("memory: %s" % exc)
         if total is not None and (memory is None or total < memory):
             self._fail("%s is less than memory (%s): memory_swap counts memory plus swap, so give at least "
                        "the memory limit (equal means no swap), or max" % (params[self.key], params["memory"]))
@@ -441,8 +455,8 @@ class CpuBandwidthLimit(Limit):
             raise CgroupError("%s, below the kernel's minimum of %d (1 ms per period): raise it, or use a longer "
                               "cpu_period" % (what, CPU_QUOTA_MINIMUM))
         if quota is not None and quota > period * len(host.cpus):
-            warnings.append("%s allows %.2f CPUs but this host has %d: the limit is accepted but cannot bind "
-                            "until the host has more CPUs" % (what, quota / period, len(host.cpus)))
+            warnings.append("%s, which is %.2f CPUs, but this host has %d: the kernel accepts the limit, but it "
+                            "cannot bind until the host has more CPUs" % (what, quota / period, len(host.cpus)))
         return (quota, period)
 
     def encode(self, value, version, context):
@@ -472,8 +486,8 @@ class CpuBandwidthLimit(Limit):
 class WeightLimit(Limit):
     """A relative weight on v2's 1..10000 scale; v1 keeps it on its own scale, converted as runc does."""
 
-    def __init__(self, key, v1, v2, summary, to_v1, from_v1):
-        Limit.__init__(self, key, v1, v2, summary)
+    def __init__(self, key, v1, v2, summary, to_v1, from_v1, alternatives=False):
+        Limit.__init__(self, key, v1, v2, summary, alternatives=alternatives)
         self.to_v1, self.from_v1 = to_v1, from_v1
 
     def desired(self, params, host, warnings):
@@ -483,31 +497,15 @@ class WeightLimit(Limit):
                        % ((weight,) + WEIGHT_RANGE))
         return weight
 
-    def files(self, version, directory=None):
-        # Some controllers name the file after the I/O scheduler in use
-        # (blkio.bfq.weight): the first candidate present is the one.
-        candidates = Limit.files(self, version)
-        if directory is not None and len(candidates) > 1:
-            for candidate in candidates:
-                if os.path.exists(os.path.join(directory, candidate)):
-                    return (candidate,)
-        return candidates[:1]
-
-    def _native_scale(self, version, filename):
-        return version == "v1" or ".bfq." in filename
-
     def encode(self, value, version, context):
-        return (str(self.to_v1(value) if self._native_scale(version, context.get(self.key + "_file", "")) else value),)
+        return (str(self.to_v1(value) if version == "v1" else value),)
 
     def decode(self, texts, version, context):
-        (filename, text), = texts.items()
-        number = int(text.split()[-1]) if not text.startswith("default") else int(text.split()[1])
-        return self.from_v1(number) if self._native_scale(version, filename) else number
-
-    def normalise(self, value, version, context, directory=None):
-        filename = self.files(version, directory)[0]
-        context = dict(context, **{self.key + "_file": filename})
-        return self.decode({filename: self.encode(value, version, context)[0]}, version, context)
+        # One file, whichever alternative: "100", or v2 io.weight's
+        # "default 100" followed by per-device lines.
+        (text,) = texts.values()
+        number = int(text.splitlines()[0].split()[-1])
+        return self.from_v1(number) if version == "v1" else number
 
 
 class CountLimit(Limit):
@@ -584,9 +582,11 @@ LIMITS = (
                  "CPUs the processes may run on", host_attribute="cpus", noun="CPU"),
     CpuListLimit("cpuset_mems", ("cpuset", "cpuset.mems"), ("cpuset", "cpuset.mems"),
                  "memory nodes the processes may allocate from", host_attribute="mems", noun="memory node"),
-    WeightLimit("io_weight", ("blkio", "blkio.weight", "blkio.bfq.weight"), ("io", "io.weight", "io.bfq.weight"),
+    # CFQ's blkio.weight left the kernel in 5.0; BFQ names its own. v2's
+    # io.weight belongs to iocost, on v2's 1..10000 scale.
+    WeightLimit("io_weight", ("blkio", "blkio.weight", "blkio.bfq.weight"), ("io", "io.weight"),
                 "relative block I/O share; v1 blkio weight 10..1000 converted as runc does",
-                to_v1=io_weight_to_blkio_weight, from_v1=blkio_weight_to_io_weight),
+                to_v1=io_weight_to_blkio_weight, from_v1=blkio_weight_to_io_weight, alternatives=True),
 )
 
 LIMIT_OPTIONS = tuple(option for limit in LIMITS for option in limit.options)
@@ -595,9 +595,8 @@ LIMIT_OPTIONS = tuple(option for limit in LIMITS for option in limit.options)
 def mapping_table():
     """LIMITS as plain rows for the documentation: options, v1 and v2 controller and files, summary.
 
-    Several v1 files are all written (cpu bandwidth: ``joiner`` "and");
-    several candidates of a weight are alternatives, the first present wins
-    (``joiner`` "or").
+    ``joiner`` says how to read several files: all written ("and") or
+    alternatives of which the first present is used ("or").
     """
     return [{
         "options": limit.options,
@@ -605,7 +604,7 @@ def mapping_table():
         "v1_files": limit.v1_files,
         "v2_controller": limit.v2_controller,
         "v2_files": limit.v2_files,
-        "joiner": " or " if isinstance(limit, WeightLimit) else " and ",
+        "joiner": " or " if limit.alternatives else " and ",
         "summary": limit.summary,
     } for limit in LIMITS]
 
@@ -834,7 +833,7 @@ class Cgroup:
 
     # -- limits -------------------------------------------------------------
 
-    def _limit_directory(self, limit):
+    def limit_directory(self, limit):
         return self.path_of(limit.controller(self.version))
 
     def available(self, limit):
@@ -859,7 +858,7 @@ class Cgroup:
         values = {}
         context = {"page_size": os.sysconf("SC_PAGE_SIZE")}
         for limit in LIMITS:
-            directory = self._limit_directory(limit)
+            directory = self.limit_directory(limit)
             if directory is None:
                 continue
             texts = {}
@@ -873,14 +872,16 @@ class Cgroup:
 
     def write_limit(self, limit, value, context):
         """Write one limit's canonical value into its files."""
-        directory = self._limit_directory(limit)
+        directory = self.limit_directory(limit)
         files = limit.files(self.version, directory)
-        context = dict(context, **{limit.key + "_file": files[0]})
         for filename, text in zip(files, limit.encode(value, self.version, context)):
             path = os.path.join(directory, filename)
             if not os.path.exists(path):
-                raise CgroupError("%s: %s is missing, so this kernel cannot hold this limit%s" % (
-                    limit.key, path, _MISSING_FILE_HINTS.get(filename, ": leave the option out on this host")))
+                missing = ("neither " + " nor ".join(limit.declared_files(self.version)) if limit.alternatives
+                           else "no " + filename)
+                raise CgroupError("%s: %s has %s, so this kernel cannot hold this limit%s" % (
+                    limit.key, directory, missing,
+                    _MISSING_FILE_HINTS.get(filename, ": leave the option out on this host")))
             try:
                 _write(path, text)
             except (IOError, OSError) as exc:
@@ -1046,9 +1047,11 @@ def _resolve_version(version, layout, root):
 _MISSING_FILE_HINTS = {
     "memory.memsw.limit_in_bytes": ": swap accounting is off; boot with swapaccount=1, or leave memory_swap out",
     "memory.swap.max": ": the kernel has no swap controller; leave memory_swap out",
-    "cpu.cfs_quota_us": ": the kernel has no CFS bandwidth control; leave cpus out",
-    "blkio.weight": ": no proportional I/O scheduler (bfq) is active; leave io_weight out",
-    "io.weight": ": no proportional I/O controller (iocost or bfq) is active; leave io_weight out",
+    "cpu.cfs_period_us": ": the kernel has no CFS bandwidth control; leave cpus and cpu_quota out",
+    "cpu.max": ": the kernel has no CFS bandwidth control; leave cpus and cpu_quota out",
+    "blkio.weight": ": no disk uses a proportional I/O scheduler (BFQ); select bfq for the disk, or leave "
+                    "io_weight out",
+    "io.weight": ": the kernel has no iocost controller; leave io_weight out",
 }
 
 _WRITE_HINTS = {
@@ -1098,7 +1101,7 @@ def ensure_present(name, params, version="auto", root=DEFAULT_ROOT, check_mode=F
     was_there = cgroup.exists()
     before = cgroup.read_limits() if was_there else {}
     target = dict((limit.key, limit.normalise(desired[limit.key], cgroup.version, context,
-                                              cgroup._limit_directory(limit) if existed else None))
+                                              cgroup.limit_directory(limit) if existed else None))
                   for limit in requested)
     changing = [limit for limit in requested if limit.key not in before or before[limit.key] != target[limit.key]]
 

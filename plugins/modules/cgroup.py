@@ -99,7 +99,7 @@ options:
     type: raw
   io_weight:
     description:
-      - Relative share of block I/O, V(1) to V(10000), on disks whose I/O scheduler honours weights (BFQ, or
+      - Relative share of block I/O, V(1) to V(10000), on disks whose I/O scheduler honours weights (BFQ on v1,
         iocost on v2).
       - On v1 it is converted to the coarser C(blkio.weight) scale of 10 to 1000 as runc does, so
         the O(io_weight) key of RV(limits) may differ slightly from the value asked (V(500) reads back as V(506)).
@@ -148,8 +148,8 @@ notes:
   - "O(cpuset_cpus): v1 C(cpuset.cpus) (cpuset hierarchy); v2 C(cpuset.cpus). CPUs the processes may run on."
   - "O(cpuset_mems): v1 C(cpuset.mems) (cpuset hierarchy); v2 C(cpuset.mems). Memory nodes the processes may
     allocate from."
-  - "O(io_weight): v1 C(blkio.weight) or C(blkio.bfq.weight) (blkio hierarchy); v2 C(io.weight) or
-    C(io.bfq.weight). Relative block I/O share; v1 blkio weight 10..1000 converted as runc does."
+  - "O(io_weight): v1 C(blkio.weight) or C(blkio.bfq.weight) (blkio hierarchy); v2 C(io.weight). Relative block
+    I/O share; v1 blkio weight 10..1000 converted as runc does."
 seealso:
   - name: Control Group v2
     description: The kernel's documentation of cgroup v2 and its interface files.
