@@ -479,15 +479,51 @@ def _readonly_paths():
         sys_.mount(None, path, None, sys_.MS_BIND | sys_.MS_REMOUNT | sys_.MS_RDONLY | _PROC_FLAGS)
 
 
+def _open_volume_target(rootfs_fd, volume):
+    """The path to mount ``volume`` on, resolved again at mount time.
+
+    build_spec checked the destination, but the rootfs may change between
+    that check and the mount (another container sharing it could plant a
+    symlink). openat2(RESOLVE_IN_ROOT) resolves the path again under the
+    kernel's rules, where no symlink or ``..`` leads out of the rootfs, and
+    the mount goes onto the opened file through /proc/self/fd, as runc does.
+    Returns (path, fd or None); kernels before 5.6 have no openat2 and get
+    the path build_spec checked.
+    """
+    try:
+        fd = sys_.openat2(rootfs_fd, volume.dest, os.O_PATH | os.O_CLOEXEC,
+                          sys_.RESOLVE_IN_ROOT | sys_.RESOLVE_NO_MAGICLINKS)
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+        return volume.target, None
+    return "/proc/self/fd/%d" % fd, fd
+
+
 def _mount_volumes(mounts):
+    if not mounts:
+        return
+    # The cwd is the rootfs bind mount: resolve below it, not below the
+    # rootfs directory underneath the bind.
+    rootfs_fd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for volume in mounts:
+        target, fd = _open_volume_target(rootfs_fd, volume)
         if volume.type == "tmpfs":
             flags = sys_.MS_NOSUID | sys_.MS_NODEV | (sys_.MS_RDONLY if volume.readonly else 0)
-            sys_.mount("tmpfs", volume.target, "tmpfs", flags, volume.options)
-            continue
-        sys_.mount(volume.src, volume.target, None, sys_.MS_BIND | sys_.MS_REC)
-        if volume.readonly:
-            sys_.mount(None, volume.target, None, sys_.MS_BIND | sys_.MS_REMOUNT | sys_.MS_RDONLY)
+            sys_.mount("tmpfs", target, "tmpfs", flags, volume.options)
+        else:
+            sys_.mount(volume.src, target, None, sys_.MS_BIND | sys_.MS_REC)
+        if fd is not None:
+            os.close(fd)
+        if volume.readonly and volume.type == "bind":
+            # A bind mount's flags change only by remounting it; open the
+            # destination again so the remount hits the new mount, not the
+            # directory it now covers.
+            target, fd = _open_volume_target(rootfs_fd, volume)
+            sys_.mount(None, target, None, sys_.MS_BIND | sys_.MS_REMOUNT | sys_.MS_RDONLY)
+            if fd is not None:
+                os.close(fd)
+    os.close(rootfs_fd)
 
 
 def _pivot_root(readonly_rootfs):
