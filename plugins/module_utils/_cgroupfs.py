@@ -683,11 +683,7 @@ class Cgroup:
 
     def _directories(self):
         """The distinct directories of this cgroup (co-mounted v1 controllers share one)."""
-        seen = []
-        for directory in self.paths.values():
-            if directory not in seen:
-                seen.append(directory)
-        return seen
+        return _unique(self.paths.values())
 
     def path_of(self, controller):
         """Directory holding ``controller``'s files, or None when the host lacks the controller."""
@@ -747,9 +743,8 @@ class Cgroup:
             raise CgroupError("refusing to kill cgroup %r: this very process (%d) runs inside it; run the task "
                               "from outside the cgroup" % (self.name, os.getpid()))
         deadline = time.monotonic() + timeout
-        kill_file = os.path.join(self.paths.get("unified", ""), "cgroup.kill")
-        if self.version == "v2" and os.path.exists(kill_file):
-            _write(kill_file, "1")
+        if self.version == "v2" and os.path.exists(os.path.join(self.paths["unified"], "cgroup.kill")):
+            _write(os.path.join(self.paths["unified"], "cgroup.kill"), "1")
         else:
             freezer = self._freezer()
             if freezer:
