@@ -615,3 +615,23 @@ def test_signals_start_at_their_defaults(run_module, rootfs, container):
     executed = run_module("ns_exec", {"name": container, "state": "exec",
                                       "command": ["/bin/grep", "^SigIgn", "/proc/self/status"]})
     assert executed["stdout"].split() == ["SigIgn:", "0" * 16], executed
+
+
+def test_without_a_pid_namespace_nothing_outlives_the_command(run_module, rootfs):
+    marker = "33.%d" % (uuid.uuid4().int % 1000)
+    result = run_module("ns_exec", {"rootfs": rootfs, "namespaces": ["mount", "uts"],
+                                    "command": ["/bin/sh", "-c", "sleep %s & echo started" % marker]})
+    assert result["rc"] == 0 and result["stdout"] == "started\n", result
+    assert processes_with("sleep %s" % marker) == []
+    timed = run_module("ns_exec", {"rootfs": rootfs, "namespaces": ["mount"], "timeout": 1,
+                                   "command": ["/bin/sh", "-c", "sleep %s & sleep %s" % (marker, marker)]})
+    assert timed["timed_out"] and timed["rc"] == 137, timed
+    assert processes_with("sleep %s" % marker) == []
+
+
+def test_exec_as_another_user_in_another_directory(run_module, rootfs, container):
+    _started(run_module, container, rootfs)
+    executed = run_module("ns_exec", {"name": container, "state": "exec", "user": "1000:1000", "workdir": "/tmp",
+                                      "env": {"FROM_EXEC": "yes"},
+                                      "command": ["/bin/sh", "-c", "id -u; pwd; echo $FROM_EXEC $HOSTNAME"]})
+    assert executed["stdout"].split("\n")[:3] == ["1000", "/tmp", "yes %s" % container], executed
