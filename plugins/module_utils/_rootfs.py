@@ -254,7 +254,9 @@ class Downloader:
                 return action(self._open(url))
             except HTTPError as exc:
                 if exc.code < 500 or attempt == self.attempts:
-                    raise RootfsError(self._http_message(url, exc))
+                    error = RootfsError(self._http_message(url, exc))
+                    error.http_status = exc.code  # lets a caller tell "not there" from "broken"
+                    raise error
             except (URLError, HTTPException, socket.timeout, ConnectionError) as exc:
                 if attempt == self.attempts:
                     raise RootfsError(self._network_message(url, exc))
@@ -276,6 +278,8 @@ class Downloader:
             detail = "the connection closed before the end of the file (%s)" % exc
         else:
             detail = str(reason) or exc.__class__.__name__
+            if "CERTIFICATE_VERIFY_FAILED" in detail:
+                detail += " (install the mirror's CA on the host; validate_certs: false only for a mirror you control)"
         return ("cannot download %s after %d attempts: %s. Check the URL, the network or proxy "
                 "(http_proxy/https_proxy), or point mirror at a reachable copy" % (url, self.attempts, detail))
 
@@ -311,7 +315,7 @@ class Downloader:
             if exc.errno == errno.ENOSPC:
                 raise RootfsError("no space left on device while downloading %s into %s: free some space "
                                   "or set cache_dir to a larger filesystem" % (url, os.path.dirname(path)))
-            raise
+            raise RootfsError("cannot write the download to %s: %s" % (path, exc.strerror or exc))
 
 
 # ---------------------------------------------------------------------------
@@ -536,6 +540,7 @@ class Source:
         self.algorithm = "sha256"
         self.digest = None        # expected hex digest, once known
         self.checksum_url = None  # where the digest is published, when it is not given
+        self.published_sidecar = False  # checksum_url is the Alpine release's own .sha256
         self.skip_checksum = False
 
     @property
@@ -594,7 +599,7 @@ def resolve_alpine(downloader, mirror, version, arch, checksum):
         try:
             index = downloader.text(directory + "/latest-releases.yaml")
         except RootfsError as exc:
-            if "HTTP 404" not in str(exc):
+            if getattr(exc, "http_status", None) != 404:
                 raise
             raise RootfsError(_not_offered(downloader, mirror, branch, arch))
         entry = pick_minirootfs(parse_latest_releases(index), arch)
@@ -608,7 +613,7 @@ def resolve_alpine(downloader, mirror, version, arch, checksum):
         source.digest = index_digest
     else:
         # The release's .sha256 sidecar, fetched only when the stamp does not already match.
-        source.checksum_url = url + ".sha256"
+        source.checksum_url, source.published_sidecar = url + ".sha256", True
     return source
 
 
@@ -619,7 +624,7 @@ def resolve_digest(downloader, source, mirror, arch):
     try:
         text = downloader.text(source.checksum_url)
     except RootfsError as exc:
-        if source.kind == "alpine" and "HTTP 404" in str(exc):
+        if source.published_sidecar and getattr(exc, "http_status", None) == 404:
             raise RootfsError(_not_offered(downloader, mirror, parse_version(source.version)[0], arch,
                                            source.version))
         raise RootfsError("cannot get the checksum: %s" % exc)
@@ -641,7 +646,7 @@ def _stamp_matches(stamp, source, verify_signature):
             return False
     if source.digest:
         return stamp.get(source.algorithm) == source.digest
-    if source.kind == "alpine" and source.checksum_url:
+    if source.published_sidecar:
         # A pinned release: its URL names one immutable file, verified against
         # the sidecar when it was installed. No network needed to confirm.
         return bool(stamp.get("checksum_verified"))
@@ -659,6 +664,16 @@ def fetch_rootfs(params, check_mode=False):
     ``params`` are the module's options. Returns the module's result:
     ``changed``, ``diff`` (before/after stamps) and the documented values.
     """
+    try:
+        return _fetch_rootfs(params, check_mode)
+    except OSError as exc:
+        # What the steps above did not foresee (permissions, read-only
+        # filesystems): still one error type, naming the path.
+        raise RootfsError("cannot fetch the root filesystem: %s%s" % (
+            exc.strerror or exc, ": %s" % exc.filename if exc.filename else ""))
+
+
+def _fetch_rootfs(params, check_mode):
     started = time.time()
     cache_dir = params.get("cache_dir") or DEFAULT_CACHE_DIR
     dest, parent = _dest_paths(params["dest"], cache_dir)
@@ -696,7 +711,7 @@ def fetch_rootfs(params, check_mode=False):
 
     # A published checksum may change (a re-spun file): fetch it, except for a
     # pinned Alpine release that the stamp shows was verified already.
-    pinned_and_current = source.kind == "alpine" and _stamp_matches(stamp, source, verify)
+    pinned_and_current = source.published_sidecar and _stamp_matches(stamp, source, verify)
     if force or not pinned_and_current:
         resolve_digest(downloader, source, mirror, arch)
     up_to_date = not force and _stamp_matches(stamp, source, verify)
@@ -820,7 +835,7 @@ def _obtain(source, cache_dir, downloader):
     handle, partial = tempfile.mkstemp(prefix=".download-%d-" % os.getpid(), dir=cache_dir)
     os.close(handle)
     try:
-        size, sha256, sha512 = downloader.to_file(source.location, partial)
+        _size, sha256, sha512 = downloader.to_file(source.location, partial)
         _check_digest(source, {"sha256": sha256, "sha512": sha512}, "download")
     except BaseException:
         os.unlink(partial)
@@ -846,8 +861,10 @@ def _keep(partial, cache_dir, sha256, sha512):
     if os.path.exists(signature):
         os.rename(signature, final + ".asc")
     alias = _cache_path(cache_dir, "sha512", sha512)
-    if not os.path.exists(alias):
+    try:
         os.link(final, alias)
+    except FileExistsError:
+        pass  # kept by an earlier (or a concurrent) run: the same bytes
     return final
 
 

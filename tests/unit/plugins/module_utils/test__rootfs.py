@@ -182,6 +182,7 @@ STAMP = {"url": "http://mirror/v3.19/releases/x86_64/alpine-minirootfs-3.19.1-x8
 def alpine_source(digest=None, checksum_url=None, url=STAMP["url"]):
     source = Source("alpine", url, version="3.19.1")
     source.digest, source.checksum_url = digest, checksum_url
+    source.published_sidecar = checksum_url is not None
     return source
 
 
