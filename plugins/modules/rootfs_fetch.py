@@ -13,10 +13,10 @@ module: rootfs_fetch
 short_description: Download, verify and extract a root filesystem (Alpine minirootfs by default)
 version_added: 0.1.0
 description:
-  - Puts a container root filesystem at O(dest) on the managed host: by default an Alpine Linux
+  - Puts a container root filesystem at O(dest) on the managed host; by default an Alpine Linux
     minirootfs, resolved through the mirror's C(latest-releases.yaml), or any tarball given by
     O(url) or O(src).
-  - Every download is verified before it is used: against O(checksum), or for Alpine against the
+  - Every download is verified before it is used, against O(checksum), or for Alpine against the
     release's C(.sha256) sidecar, and optionally against its detached GPG signature with a pinned
     key fingerprint. Only O(checksum=skip) turns this off, and the result then says so.
   - Downloads are kept in O(cache_dir) under their checksum, so a second O(dest) from the same
@@ -107,7 +107,7 @@ options:
     default: false
   allow_devices:
     description:
-      - Create the character and block device nodes the tarball holds. Off by default: a root
+      - Create the character and block device nodes the tarball holds. Off by default, since a root
         filesystem does not need them (the runtime gives each container its own C(/dev)), and a
         device node is a way into the host's hardware.
     type: bool
@@ -126,13 +126,13 @@ options:
 notes:
   - Downloads go through Ansible's URL layer, so the usual C(http_proxy), C(https_proxy) and
     C(no_proxy) environment variables apply.
-  - Owners are restored numerically (as C(tar --numeric-owner)): the users of an image are those of
+  - Owners are restored numerically (as C(tar --numeric-owner)); the users of an image are those of
     its own C(/etc/passwd), not the host's. As root only; other users get files they own.
-  - Absolute symlinks (Alpine's C(/bin/sh -> /bin/busybox)) are kept as they are: they point into
+  - Absolute symlinks (Alpine's C(/bin/sh -> /bin/busybox)) are kept as they are; they point into
     the container once its root is pivoted there. Extraction never follows a link it wrote.
   - Extended attributes and file capabilities in the tarball are not restored.
   - O(dest) is refused while a running process has it as its root directory (a container started
-    from it): replacing it would take the files from under that process.
+    from it); replacing it would take the files from under that process.
 attributes:
   check_mode:
     support: full
