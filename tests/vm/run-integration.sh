@@ -34,23 +34,39 @@ if [ ${#pytest_args[@]} -eq 0 ]; then
 fi
 [ ${#names[@]} -gt 0 ] || die "usage: $0 NAME... [-- PYTEST-ARGS...]"
 
-ansible_package=$(python3 -c 'import ansible, os; print(os.path.dirname(ansible.__file__))' 2>/dev/null) ||
+site_packages=$(python3 -c 'import ansible, os; print(os.path.dirname(os.path.dirname(ansible.__file__)))' 2>/dev/null) ||
     die "the controller's ansible package is not importable: run inside the development venv (scripts/common.sh ensure_venv)"
+# ansible-core and what its command line needs, with their metadata (ansible
+# checks its requirements' versions); cryptography only serves vault, which
+# the tests do not use.
+mapfile -t ansible_packages < <(cd "$site_packages" && ls -d ansible jinja2 markupsafe yaml _yaml packaging resolvelib &&
+    ls -d ./*.dist-info | grep -iE '^\./(ansible_core|jinja2|markupsafe|pyyaml|packaging|resolvelib)-')
 
 # One tar stream for both parts: the checkout under the collection's path and
-# the ansible package on the VM's PYTHONPATH. Its byte-compiled files come
-# along (same Python minor version in the VM), which saves the VM's slow CPU
+# ansible-core on the VM's PYTHONPATH. The byte-compiled files come along
+# (the VM has the same Python minor version), which saves the VM's slow CPU
 # from compiling ansible again.
 payload() {
-    (cd "$ROOT" && git ls-files -z -co --exclude-standard | tar --null --ignore-failed-read -T - -c --transform "s,^,${VM_CHECKOUT#/}/," -f -)
-    tar -C "$(dirname "$ansible_package")" -c --transform "s,^,${VM_PYTHONPATH#/}/," -f - ansible
+    (cd "$ROOT" && git ls-files -z -co --exclude-standard |
+        tar --null --ignore-failed-read -T - -c --transform "s,^,${VM_CHECKOUT#/}/," -f -)
+    (cd "$site_packages" && tar -c --transform "s,^,${VM_PYTHONPATH#/}/," -f - "${ansible_packages[@]}")
 }
+
+# The tests call the ansible command line too (a real ad-hoc run on the VM).
+ANSIBLE_LAUNCHER='#!/usr/bin/python3
+import sys
+from ansible.cli.adhoc import main
+sys.exit(main())
+'
 
 run_in_vm() {
     local name=$1 log=$2 remote status=0
     # shellcheck disable=SC2016 # expanded in the VM
     remote=$(printf 'set -e; rm -rf %q; mkdir -p %q; cd / && tar -xif -; cd %q; ' "$VM_TREE" "$VM_TREE" "$VM_CHECKOUT")
-    remote+=$(printf 'export PYTHONPATH=%q ANSIBLE_COLLECTIONS_PATH=%q HOST_PYTHON=/usr/bin/python3 PYTHONDONTWRITEBYTECODE=; ' "$VM_PYTHONPATH" "$VM_TREE")
+    remote+=$(printf 'mkdir -p %q/bin; printf %%s %q >%q/bin/ansible; chmod 755 %q/bin/ansible; ' \
+        "$VM_TREE" "$ANSIBLE_LAUNCHER" "$VM_TREE" "$VM_TREE")
+    remote+=$(printf 'export PATH=%q/bin:$PATH PYTHONPATH=%q ANSIBLE_COLLECTIONS_PATH=%q HOST_PYTHON=/usr/bin/python3; ' \
+        "$VM_TREE" "$VM_PYTHONPATH" "$VM_TREE")
     remote+="exec python3 -m pytest -p no:cacheprovider -o addopts= -rfEs $(printf '%q ' "${pytest_args[@]}")"
     payload | "$ROOT/tests/vm/vm.sh" ssh "$name" "$remote" >"$log" 2>&1 || status=$?
     echo "$status" >"$RUNTIME_DIR/$name/integration.rc"
