@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Molecule scenario NAME (default or fleet) against the offline Alpine mirror,
-# served on 127.0.0.1 for the duration of the run.
+# served on 127.0.0.1 for the duration of the run. A second argument runs one
+# Molecule step instead of the whole test (converge, verify, destroy, ...);
+# the rest go to that step: scripts/molecule.sh fleet converge -- --limit fleet-v1
 source "$(dirname "$0")/common.sh"
 scenario=${1:-default}
+action=${2:-test}
 require_root "molecule-$scenario"
 apt_install busybox-static gnupg
 case $scenario in
@@ -36,4 +39,4 @@ HANDMADE_TEST_GPG_FINGERPRINT=$(mirror_field fingerprint)
 export HANDMADE_TEST_MIRROR HANDMADE_TEST_MIRROR_PORT HANDMADE_TEST_GPG_KEY HANDMADE_TEST_GPG_FINGERPRINT
 
 cd "$ROOT"
-molecule test -s "$scenario"
+molecule "$action" -s "$scenario" "${@:3}"
