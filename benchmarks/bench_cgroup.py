@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Making a limited cgroup: the cgroup module's code side by side with cgroup-tools.
 
 One round is what a container start needs from cgroups: create the cgroup,
@@ -142,7 +141,7 @@ def row(label, figures, reference=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=20, help="timed rounds per tool (default 20)")
     options = parser.parse_args()
     if os.geteuid() != 0:
