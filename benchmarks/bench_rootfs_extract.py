@@ -1,8 +1,9 @@
 """Extraction speed of rootfs_fetch, side by side with GNU tar, and its idempotent second run.
 
 Extraction: the same tarball unpacked by ``tar --numeric-owner -xzf`` and by
-_safetar.extract in a fresh ``python3`` process (interpreter start
-included, as the module pays it), runs interleaved so that both see the
+what the module runs, _safetar.scan (every member checked, nothing written)
+then _safetar.extract, both in a fresh ``python3`` process (interpreter
+start included) and in this process; runs interleaved so that both see the
 same machine load. Two tarballs: the fixture's Alpine-shaped minirootfs
 (about 330 entries) and a large realistic one (tens of MB, thousands of
 files, from tests/fixtures/alpine_mirror.py ``large``). Two places: the disk
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,11 +37,14 @@ sys.path.insert(0, COLLECTIONS)
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
 
 import alpine_mirror  # noqa: E402
-from ansible_collections.handmade.containers.plugins.module_utils._safetar import extract  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._safetar import extract, scan  # noqa: E402
 
 MODULE = "ansible_collections.handmade.containers.plugins.modules.rootfs_fetch"
+# What the module does with a tarball: a pass that checks every member and
+# writes nothing, then the extraction.
 EXTRACT = ("import sys; sys.path.insert(0, sys.argv[3])\n"
-           "from ansible_collections.handmade.containers.plugins.module_utils._safetar import extract\n"
+           "from ansible_collections.handmade.containers.plugins.module_utils._safetar import extract, scan\n"
+           "scan(sys.argv[1])\n"
            "extract(sys.argv[1], sys.argv[2])\n")
 
 
@@ -67,6 +72,7 @@ def extraction(tarball, parent, runs):
                     results[name].append(timed([HOST_PYTHON, "-I", "-c", EXTRACT, tarball, target, COLLECTIONS]))
                 else:
                     started = time.perf_counter()
+                    scan(tarball)
                     extract(tarball, target)
                     results[name].append(time.perf_counter() - started)
             finally:
@@ -117,6 +123,8 @@ def module_second_run(mirror_url, version, workdir, runs):
 
 
 def main():
+    # SIGTERM (timeout, Ctrl-C from make) still runs the finally blocks that remove the trees.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--size-mb", type=int, default=40, help="uncompressed size of the large tarball")

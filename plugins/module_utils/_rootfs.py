@@ -44,7 +44,7 @@ from http.client import HTTPException, IncompleteRead
 from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.urls import open_url
-from ansible_collections.handmade.containers.plugins.module_utils._safetar import ArchiveError, extract
+from ansible_collections.handmade.containers.plugins.module_utils._safetar import ArchiveError, extract, scan
 
 DEFAULT_MIRROR = "https://dl-cdn.alpinelinux.org/alpine"
 # The walkthrough's branch. A branch resolves to its newest release.
@@ -364,10 +364,19 @@ def verify_signature(tarball, signature, key_file, fingerprint, scratch_dir, nam
 # ---------------------------------------------------------------------------
 # Extraction (the tar format and its safety checks live in _safetar).
 
+def scan_tarball(path, allow_devices=False):
+    """Check every member of ``path`` against the extraction rules, writing nothing; (entries, sha256, sha512)."""
+    return _reading_tarball(scan, path, allow_devices)
+
+
 def extract_tarball(path, top, allow_devices=False):
     """Extract ``path`` into the empty directory ``top``; (entries, sha256, sha512) of the file read."""
+    return _reading_tarball(extract, path, top, allow_devices)
+
+
+def _reading_tarball(action, path, *args):
     try:
-        return extract(path, top, allow_devices)
+        return action(path, *args)
     except ArchiveError as exc:
         message = str(exc)
         if message.startswith("no space left"):
@@ -757,17 +766,23 @@ def _install(source, dest, parent, cache_dir, downloader, params, verify):
         if verify:
             _check_signature(source, tarball, cache_dir, downloader, params)
             signature_verified = True
-        top = tempfile.mkdtemp(prefix="%s%d-" % (tmp_prefix, os.getpid()), dir=parent)
-        # Extraction hashes the tarball as it reads it, so the digests in the
-        # stamp are of the very bytes that were unpacked (a damaged cache
-        # entry is caught here, with no extra pass over the file).
-        files, sha256, sha512 = extract_tarball(tarball, top, bool(params.get("allow_devices")))
+        # First a pass that writes nothing: an unsafe member or a damaged
+        # stream is refused before anything is created. It hashes the file as
+        # it reads it, which checks a cached copy too.
+        allow_devices = bool(params.get("allow_devices"))
+        _entries, sha256, sha512 = scan_tarball(tarball, allow_devices)
         try:
             _check_digest(source, {"sha256": sha256, "sha512": sha512}, "cached copy" if cached else None)
         except RootfsError:
             if cached:
                 _forget(cache_dir, tarball)  # damaged in the cache: the next run downloads it afresh
             raise
+        top = tempfile.mkdtemp(prefix="%s%d-" % (tmp_prefix, os.getpid()), dir=parent)
+        # The extraction applies the same rules again and hashes again, so
+        # the stamp's digests are of the very bytes that were unpacked.
+        files, extracted_sha256, _sha512 = extract_tarball(tarball, top, allow_devices)
+        if extracted_sha256 != sha256:
+            raise RootfsError("%s changed while it was being extracted: run again" % tarball)
         if source.kind != "src" and not cached:
             tarball = _keep(tarball, cache_dir, sha256, sha512)
         fields = dict(source.identity(), version=source.version, sha256=sha256, sha512=sha512,

@@ -313,39 +313,71 @@ def symlink_escapes(path, target):
     return False
 
 
-def _nanoseconds(mtime):
-    return (int(mtime * 1000000000),) * 2
+class _Rules:
+    """The safety rules, applied to names alone: what an extraction may create.
 
-
-class _Extraction:
-    """Writes members into a fresh directory that only this extraction touches.
-
-    Safety rests on one invariant: an entry is created only inside a
-    directory this extraction made itself (``directories``). A symlink never
-    becomes a parent, and a directory is never replaced, so no member can
-    reach through a link, whatever order the archive lists them in.
+    They rest on one invariant: an entry is created only inside a directory
+    the extraction made itself (``directories``). A symlink never becomes a
+    parent and a directory is never replaced, so no member can reach through
+    a link, whatever order the archive lists them in. The same rules run in
+    the pre-scan (nothing written) and again while extracting.
     """
 
-    def __init__(self, top, allow_devices):
-        self.top = top
+    def __init__(self, allow_devices):
         self.allow_devices = allow_devices
-        self.as_root = os.geteuid() == 0
         self.directories = {""}
         self.symlinks = set()
         self.non_directories = set()
-        self.directory_metadata = []  # applied at the end, deepest first
-        self.top_metadata = None
-        self.count = 0
 
     @staticmethod
     def refuse(member, why):
         raise ArchiveError("refusing to extract %r: %s. The tarball is unsafe or damaged; check where it came from"
                            % (member.name, why))
 
-    def make_parents(self, member, path):
-        """Create missing parents (as tar does) after checking that none is a link or a file."""
-        parent = path.rpartition("/")[0]
-        missing = []
+    def admit(self, member):
+        """Check ``member``; return (path, parents to create first, whether it replaces an earlier entry)."""
+        path = member_path(member.name)
+        if path is None:
+            self.refuse(member, "absolute paths are not allowed" if member.name.startswith("/")
+                        else "'..' is not allowed in a member's path")
+        if not path:
+            if member.type != DIRECTORY:
+                self.refuse(member, "the top of the tree must be a directory")
+            return path, [], False
+        parents = [] if path.rpartition("/")[0] in self.directories else self._missing_parents(member, path)
+        kind = member.type
+        if kind == DIRECTORY and path in self.directories:
+            return path, parents, False  # seen before: only its metadata changes
+        if kind == SYMLINK and symlink_escapes(path, member.linkname):
+            self.refuse(member, "it is a symlink to %r, which leaves the tree" % member.linkname)
+        if kind == HARDLINK:
+            target = member_path(member.linkname)
+            if not target:
+                self.refuse(member, "it is a hard link to %r, outside the tree" % member.linkname)
+            if target not in self.non_directories:
+                self.refuse(member, "it is a hard link to %r, which is not a file earlier in the archive"
+                            % member.linkname)
+        if kind in (CHARDEV, BLOCKDEV) and not self.allow_devices:
+            self.refuse(member, "it is a device node; allow devices only if the image really needs them "
+                                "(containers get their /dev from the runtime)")
+        if kind not in (REGULAR, CONTIGUOUS, SYMLINK, DIRECTORY, HARDLINK, FIFO, CHARDEV, BLOCKDEV):
+            self.refuse(member, "its type %r is not supported" % kind.decode("latin-1"))
+        if path in self.directories:
+            self.refuse(member, "it would replace the directory of the same name")
+        replaces = path in self.non_directories
+        self.symlinks.discard(path)
+        if kind == DIRECTORY:
+            self.non_directories.discard(path)
+            self.directories.add(path)
+        else:
+            self.non_directories.add(path)
+            if kind == SYMLINK or (kind == HARDLINK and member_path(member.linkname) in self.symlinks):
+                self.symlinks.add(path)
+        return path, parents, replaces
+
+    def _missing_parents(self, member, path):
+        """Parents to create (as tar does), after checking that none is a link or a file."""
+        parent, missing = path.rpartition("/")[0], []
         while parent not in self.directories:
             if parent in self.symlinks:
                 self.refuse(member, "its path goes through the symlink %r, which could point anywhere" % parent)
@@ -353,19 +385,25 @@ class _Extraction:
                 self.refuse(member, "its parent %r is not a directory" % parent)
             missing.append(parent)
             parent = parent.rpartition("/")[0]
-        for directory in reversed(missing):
-            os.mkdir(self.top + "/" + directory, 0o700)
-            self.directories.add(directory)
-            self.directory_metadata.append((directory, 0o755, 0, 0, None))
+        missing.reverse()
+        self.directories.update(missing)
+        return missing
 
-    def make_room(self, member, path):
-        """A name may repeat in an archive; the last one wins, as in tar (but never over a directory)."""
-        if path in self.directories:
-            self.refuse(member, "it would replace the directory of the same name")
-        if path in self.non_directories:
-            os.unlink(self.top + "/" + path)
-            self.non_directories.discard(path)
-            self.symlinks.discard(path)
+
+def _nanoseconds(mtime):
+    return (int(mtime * 1000000000),) * 2
+
+
+class _Extraction:
+    """Creates what the rules admit, in a fresh directory that only it writes to."""
+
+    def __init__(self, top, allow_devices):
+        self.top = top
+        self.rules = _Rules(allow_devices)
+        self.as_root = os.geteuid() == 0
+        self.directory_metadata = []  # applied at the end, deepest first
+        self.top_metadata = None
+        self.count = 0
 
     def chown(self, target, member, follow=True):
         """Numeric owner, as root only (like tar); True when it changed anything."""
@@ -377,10 +415,36 @@ class _Extraction:
             os.chown(target, member.uid, member.gid, follow_symlinks=follow)
         return True
 
-    def regular(self, member, path, reader):
-        self.make_room(member, path)
-        fd = os.open(self.top + "/" + path,
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, member.mode & 0o777)
+    def add(self, member, reader):
+        path, parents, replaces = self.rules.admit(member)
+        if not path:
+            self.top_metadata = (member.mode, member.uid, member.gid, member.mtime)
+            return
+        for directory in parents:
+            os.mkdir(self.top + "/" + directory, 0o700)
+            self.directory_metadata.append((directory, 0o755, 0, 0, None))
+        full = self.top + "/" + path
+        if replaces:
+            os.unlink(full)  # a repeated name: the last one wins, as in tar
+        kind = member.type
+        if kind == REGULAR or kind == CONTIGUOUS:
+            self.regular(member, full, reader)
+        elif kind == SYMLINK:
+            os.symlink(member.linkname, full)
+            self.chown(full, member, follow=False)
+            os.utime(full, ns=_nanoseconds(member.mtime), follow_symlinks=False)
+        elif kind == DIRECTORY:
+            if not os.path.isdir(full):
+                os.mkdir(full, 0o700)
+            self.directory_metadata.append((path, member.mode, member.uid, member.gid, member.mtime))
+        elif kind == HARDLINK:
+            os.link(self.top + "/" + member_path(member.linkname), full, follow_symlinks=False)
+        else:
+            self.special(member, full)
+        self.count += 1
+
+    def regular(self, member, full, reader):
+        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, member.mode & 0o777)
         try:
             remaining = member.size
             while remaining:
@@ -395,45 +459,8 @@ class _Extraction:
             os.utime(fd, ns=_nanoseconds(member.mtime))
         finally:
             os.close(fd)
-        self.non_directories.add(path)
 
-    def directory(self, member, path):
-        if path not in self.directories:
-            self.make_room(member, path)
-            os.mkdir(self.top + "/" + path, 0o700)
-            self.directories.add(path)
-        self.directory_metadata.append((path, member.mode, member.uid, member.gid, member.mtime))
-
-    def symlink(self, member, path):
-        if symlink_escapes(path, member.linkname):
-            self.refuse(member, "it is a symlink to %r, which leaves the tree" % member.linkname)
-        self.make_room(member, path)
-        full = self.top + "/" + path
-        os.symlink(member.linkname, full)
-        self.chown(full, member, follow=False)
-        os.utime(full, ns=_nanoseconds(member.mtime), follow_symlinks=False)
-        self.symlinks.add(path)
-        self.non_directories.add(path)
-
-    def hardlink(self, member, path):
-        target = member_path(member.linkname)
-        if not target:
-            self.refuse(member, "it is a hard link to %r, outside the tree" % member.linkname)
-        if target not in self.non_directories:
-            self.refuse(member, "it is a hard link to %r, which is not a file earlier in the archive"
-                        % member.linkname)
-        self.make_room(member, path)
-        os.link(self.top + "/" + target, self.top + "/" + path, follow_symlinks=False)
-        self.non_directories.add(path)
-        if target in self.symlinks:
-            self.symlinks.add(path)
-
-    def special(self, member, path):
-        if member.type in (CHARDEV, BLOCKDEV) and not self.allow_devices:
-            self.refuse(member, "it is a device node; allow devices only if the image really needs them "
-                                "(containers get their /dev from the runtime)")
-        self.make_room(member, path)
-        full = self.top + "/" + path
+    def special(self, member, full):
         if member.type == FIFO:
             os.mkfifo(full, 0o600)
         else:
@@ -442,34 +469,6 @@ class _Extraction:
         self.chown(full, member)
         os.chmod(full, member.mode)
         os.utime(full, ns=_nanoseconds(member.mtime))
-        self.non_directories.add(path)
-
-    def add(self, member, reader):
-        path = member_path(member.name)
-        if path is None:
-            self.refuse(member, "absolute paths are not allowed" if member.name.startswith("/")
-                        else "'..' is not allowed in a member's path")
-        if not path:
-            if member.type != DIRECTORY:
-                self.refuse(member, "the top of the tree must be a directory")
-            self.top_metadata = (member.mode, member.uid, member.gid, member.mtime)
-            return
-        if path.rpartition("/")[0] not in self.directories:
-            self.make_parents(member, path)
-        kind = member.type
-        if kind == REGULAR or kind == CONTIGUOUS:
-            self.regular(member, path, reader)
-        elif kind == SYMLINK:
-            self.symlink(member, path)
-        elif kind == DIRECTORY:
-            self.directory(member, path)
-        elif kind == HARDLINK:
-            self.hardlink(member, path)
-        elif kind in (FIFO, CHARDEV, BLOCKDEV):
-            self.special(member, path)
-        else:
-            self.refuse(member, "its type %r is not supported" % kind.decode("latin-1"))
-        self.count += 1
 
     def finish(self):
         # Directory metadata goes on last: creating entries changes a
@@ -495,6 +494,35 @@ def _write_all(fd, data):
         view = memoryview(data)[written:]
         while view:
             view = view[os.write(fd, view):]
+
+
+def scan(path, allow_devices=False):
+    """Apply the safety rules to every member of ``path`` without writing anything.
+
+    Returns ``(entries, sha256 hex, sha512 hex)``. Raises ArchiveError
+    naming the first member ``extract`` would refuse, or the damage found.
+    """
+    reader = StreamReader(path)
+    rules = _Rules(allow_devices)
+    reader.start()
+    count = 0
+    try:
+        for member in iter_members(reader):
+            rules.admit(member)
+            if member.type in (REGULAR, CONTIGUOUS):
+                _skip(reader, member.size + _padding(member.size), member)
+            count += 1
+    finally:
+        reader.close()
+    return count, reader.sha256.hexdigest(), reader.sha512.hexdigest()
+
+
+def _skip(reader, size, member):
+    while size:
+        data = reader.read(min(size, 1 << 20))
+        if not data:
+            raise ArchiveError("the archive ends inside %r: the file is truncated" % member.name)
+        size -= len(data)
 
 
 def extract(path, top, allow_devices=False):

@@ -411,8 +411,13 @@ def test_unsafe_tarballs_are_refused_naming_the_member(fetch, serve, workdir, me
     members = [(name.format(outside=outside), kind, payload) for name, kind, payload in members]
     tarball = os.path.join(workdir, "evil.tar.gz")
     checksum = make_tarball(tarball, [(".", "dir", None), ("etc", "dir", None)] + members)
-    result = fetch(url=serve(tarball), checksum=checksum)
+    url = serve(tarball)
+    os.mkdir(os.path.join(workdir, "cache"))
+    before = os.stat(workdir).st_mtime_ns
+    result = fetch(url=url, checksum=checksum)
     assert_failed_cleanly(result, workdir, "refusing to extract %r" % members[-1][0], phrase)
+    # Refused before anything was created next to dest: not even a temporary directory.
+    assert os.stat(workdir).st_mtime_ns == before
 
 
 def test_device_nodes_when_allowed(fetch, serve, workdir):

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The tar header reader and the member path checks of _safetar (no files written)."""
+"""The tar header reader and the safety rules of _safetar, on names alone (no files written)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -11,11 +11,15 @@ import tarfile
 import pytest
 
 from ansible_collections.handmade.containers.plugins.module_utils._safetar import (
+    BLOCKDEV,
+    CHARDEV,
     ArchiveError,
     DIRECTORY,
     HARDLINK,
+    Member,
     REGULAR,
     SYMLINK,
+    _Rules,
     iter_members,
     member_path,
     parse_pax,
@@ -143,3 +147,50 @@ def test_member_path_refuses_escapes(name):
 ])
 def test_symlink_escapes(path, target, escapes):
     assert symlink_escapes(path, target) is escapes
+
+
+def member(name, kind=REGULAR, linkname=""):
+    entry = Member()
+    entry.name, entry.type, entry.linkname = name, kind, linkname
+    entry.mode, entry.uid, entry.gid, entry.size, entry.mtime = 0o644, 0, 0, 0, 0
+    entry.devmajor = entry.devminor = 0
+    return entry
+
+
+def admit_all(members, allow_devices=False):
+    rules = _Rules(allow_devices)
+    return [rules.admit(entry) for entry in members]
+
+
+def test_rules_create_missing_parents_once_and_allow_repeated_names():
+    admitted = admit_all([member("./usr/bin/a"), member("./usr/bin/b"), member("./usr/bin/a"),
+                          member("./usr", DIRECTORY)])
+    assert admitted == [("usr/bin/a", ["usr", "usr/bin"], False), ("usr/bin/b", [], False),
+                        ("usr/bin/a", [], True), ("usr", [], False)]
+
+
+@pytest.mark.parametrize("members, message", [
+    ([member("link", SYMLINK, "/"), member("link/etc/passwd")], "through the symlink 'link'"),
+    ([member("a", SYMLINK, "/tmp"), member("a/b/c", DIRECTORY)], "through the symlink 'a'"),
+    ([member("f"), member("f/g")], "parent 'f' is not a directory"),
+    ([member("d", DIRECTORY), member("d")], "replace the directory"),
+    ([member("h", HARDLINK, "/etc/shadow")], "outside the tree"),
+    ([member("h", HARDLINK, "later")], "not a file earlier in the archive"),
+    ([member("s", SYMLINK, "../x")], "leaves the tree"),
+    ([member("null", CHARDEV)], "device node"),
+    ([member("f", b"S")], "not supported"),
+    ([member(".", REGULAR)], "top of the tree must be a directory"),
+], ids=["symlink-parent", "symlink-grandparent", "file-parent", "dir-replaced", "hardlink-abs",
+        "hardlink-forward", "symlink-out", "device", "sparse-type", "top-file"])
+def test_rules_refuse_naming_the_member(members, message):
+    with pytest.raises(ArchiveError, match="refusing to extract %r: .*%s" % (members[-1].name, message)):
+        admit_all(members)
+
+
+def test_a_hard_link_to_a_symlink_is_a_symlink_for_the_rules():
+    with pytest.raises(ArchiveError, match="through the symlink 'alias'"):
+        admit_all([member("link", SYMLINK, "/"), member("alias", HARDLINK, "link"), member("alias/x")])
+
+
+def test_devices_when_allowed():
+    assert admit_all([member("dev/null", CHARDEV), member("dev/sda", BLOCKDEV)], allow_devices=True)[1][0] == "dev/sda"
