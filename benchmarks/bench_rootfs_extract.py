@@ -62,7 +62,7 @@ def extraction(tarball, parent, runs):
     module adds to a run, its interpreter being up already.
     """
     results = {"tar": [], "process": [], "in-process": []}
-    for _ in range(runs):
+    for _run in range(runs):
         for name in results:
             target = tempfile.mkdtemp(prefix="bench-rootfs-", dir=parent)
             try:
@@ -107,7 +107,7 @@ def module_second_run(mirror_url, version, workdir, runs):
     first = json.loads(subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE).stdout)
     assert first["changed"] and not first.get("failed"), first
     wall, reported = [], []
-    for _ in range(runs):
+    for _run in range(runs):
         started = time.perf_counter()
         result = json.loads(subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE).stdout)
         wall.append(time.perf_counter() - started)
@@ -115,7 +115,7 @@ def module_second_run(mirror_url, version, workdir, runs):
         reported.append(result["elapsed"])
     adhoc = []
     if shutil.which("ansible"):
-        for _ in range(3):
+        for _run in range(3):
             adhoc.append(timed(["ansible", "localhost", "-c", "local", "-i", "localhost,", "-e",
                                 "ansible_python_interpreter=%s" % HOST_PYTHON,
                                 "-m", "handmade.containers.rootfs_fetch", "-a", json.dumps(args)]))
@@ -125,7 +125,7 @@ def module_second_run(mirror_url, version, workdir, runs):
 def main():
     # SIGTERM (timeout, Ctrl-C from make) still runs the finally blocks that remove the trees.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--size-mb", type=int, default=40, help="uncompressed size of the large tarball")
     options = parser.parse_args()

@@ -108,6 +108,17 @@ def parse_pax(data):
     return records
 
 
+class _Uncompressed:
+    """A plain tar file, read through the same interface as the decompressors."""
+
+    eof = True  # a plain file cannot end early in the compression sense
+    unused_data = b""
+
+    @staticmethod
+    def decompress(data):
+        return data
+
+
 class StreamReader(threading.Thread):
     """The uncompressed bytes of a tarball, produced on a second thread.
 
@@ -139,28 +150,28 @@ class StreamReader(threading.Thread):
             return "xz", lzma.LZMADecompressor
         if head.startswith(b"BZh"):
             return "bzip2", bz2.BZ2Decompressor
-        return "tar", None
+        return "tar", _Uncompressed
 
     def run(self):
         try:
             with open(self.path, "rb") as handle:
                 block = handle.read(self.chunk)
                 self.kind, make = self._codec(block)
-                decompressor = make() if make else None
+                decompressor = make()
                 while block and not self.stopping.is_set():
                     self.sha256.update(block)
                     self.sha512.update(block)
                     while block:
-                        data = decompressor.decompress(block) if decompressor else block
+                        data = decompressor.decompress(block)
                         if data:
                             self.chunks.put(data)
-                        block = decompressor.unused_data if decompressor else b""
+                        block = decompressor.unused_data
                         if not block.strip(b"\0"):
                             block = b""  # zero padding after the stream, as gzip -d allows
                         elif decompressor.eof:
                             decompressor = make()  # gzip and bzip2 files may hold several streams
                     block = handle.read(self.chunk)
-                if decompressor is not None and not decompressor.eof and not self.stopping.is_set():
+                if not decompressor.eof and not self.stopping.is_set():
                     raise ArchiveError("the %s stream ends early: the file is truncated" % self.kind)
             self.chunks.put(b"")
         except (OSError, EOFError, zlib.error, lzma.LZMAError, ArchiveError) as exc:
@@ -552,4 +563,3 @@ def extract(path, top, allow_devices=False):
         os.umask(umask)
         reader.close()
     return extraction.count, reader.sha256.hexdigest(), reader.sha512.hexdigest()
-

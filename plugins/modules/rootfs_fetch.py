@@ -31,7 +31,7 @@ description:
   - A stamp file C(.handmade-rootfs.json) in O(dest) records the source, version and checksums.
     When it matches, the module reports no change without downloading the tarball.
 author:
-  - handmade.containers maintainers
+  - handmade.containers maintainers (@handmade)
 options:
   dest:
     description:
@@ -136,12 +136,14 @@ notes:
 attributes:
   check_mode:
     support: full
-    details: Downloads at most the release index and checksum files, never the tarball.
+    description: Downloads at most the release index and checksum files, never the tarball, and writes nothing.
   diff_mode:
     support: full
-    details: Shows the stamp (source, version, checksums) before and after.
+    description: The stamp (source, version, checksums, signature) before and after.
   platform:
     platforms: posix
+    support: full
+    description: Linux or any POSIX host with Python 3.8 or later (standard library only); C(gpg) for signatures.
 seealso:
   - module: handmade.containers.cgroup
   - module: handmade.containers.ns_exec
@@ -253,7 +255,7 @@ def main():
             src=dict(type="path"),
             checksum=dict(type="str"),
             verify_signature=dict(type="bool", default=False),
-            gpg_key=dict(type="str"),
+            gpg_key=dict(type="str", no_log=False),  # a public key's path or URL, not a secret
             gpg_fingerprint=dict(type="str"),
             cache_dir=dict(type="path", default="/var/cache/handmade-containers"),
             force=dict(type="bool", default=False),

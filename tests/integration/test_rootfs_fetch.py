@@ -520,7 +520,7 @@ def test_a_tree_in_use_by_a_running_process_is_not_replaced(fetch, mirror, workd
     dest = os.path.join(workdir, "rootfs")
     sleeper = subprocess.Popen(["chroot", dest, "/bin/busybox", "sleep", "60"])
     try:
-        for _ in range(100):  # until the chroot has happened
+        for _attempt in range(100):  # until the chroot has happened
             if os.stat("/proc/%d/root" % sleeper.pid).st_ino == os.stat(dest).st_ino:
                 break
             time.sleep(0.02)
