@@ -126,7 +126,7 @@ def main():
     # SIGTERM (timeout, Ctrl-C from make) still runs the finally blocks that remove the trees.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--size-mb", type=int, default=40, help="uncompressed size of the large tarball")
     options = parser.parse_args()
 
