@@ -388,6 +388,18 @@ def test_controller_missing_from_the_version(run_module, cgroup_name):
     assert directories_of(cgroup_name) == []
 
 
+@pytest.mark.skipif(VERSION != "v2", reason="only v2 forbids processes in a cgroup that passes controllers down")
+def test_parent_holding_processes_is_explained(cgroup, run_module, cgroup_name, workloads):
+    made = cgroup({"name": cgroup_name})
+    sleeper = workloads(SLEEP_300S)
+    sleeper.place(made["paths"])
+    result = run_module("cgroup", {"name": cgroup_name + "/inner", "memory": "64M"})
+    assert result["failed"] and "holds processes itself" in result["msg"], result
+    assert "no internal processes" in result["msg"] and "move those processes into a child cgroup" in result["msg"]
+    assert directories_of(cgroup_name + "/inner") == []
+    assert sleeper.alive()
+
+
 # -- failures midway ----------------------------------------------------------
 
 @pytest.mark.skipif(VERSION != "v1", reason="v2 clamps a child's cpu.max to its parent's instead of refusing it")
