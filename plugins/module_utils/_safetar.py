@@ -184,16 +184,9 @@ class StreamReader(threading.Thread):
             self.offset = offset + size
             return buffer[offset:offset + size]
         pieces, wanted = [buffer[offset:]], size - (len(buffer) - offset)
-        while wanted > 0 and not self.ended:
-            item = self.chunks.get()
-            if isinstance(item, Exception):
-                self.ended = True
-                if isinstance(item, ArchiveError):
-                    raise item
-                raise ArchiveError("%s is not a readable %s file (%s): the file is damaged" % (
-                    self.path, self.kind, item))
+        while wanted > 0:
+            item = self._next_chunk()
             if not item:
-                self.ended = True
                 buffer, offset = b"", 0
                 break
             buffer, offset = item, min(wanted, len(item))
@@ -201,6 +194,30 @@ class StreamReader(threading.Thread):
             wanted -= offset
         self.buffer, self.offset = buffer, offset
         return b"".join(pieces)
+
+    def skip(self, size):
+        """Pass over ``size`` bytes without copying them; False when the data ends first."""
+        while size > len(self.buffer) - self.offset:
+            size -= len(self.buffer) - self.offset
+            self.buffer, self.offset = self._next_chunk(), 0
+            if not self.buffer:
+                return False
+        self.offset += size
+        return True
+
+    def _next_chunk(self):
+        if self.ended:
+            return b""
+        item = self.chunks.get()
+        if isinstance(item, Exception):
+            self.ended = True
+            if isinstance(item, ArchiveError):
+                raise item
+            raise ArchiveError("%s is not a readable %s file (%s): the file is damaged" % (
+                self.path, self.kind, item))
+        if not item:
+            self.ended = True
+        return item
 
     def close(self):
         """Stop the thread, even when the reader gave up in the middle."""
@@ -520,20 +537,12 @@ def scan(path, allow_devices=False):
     try:
         for member in iter_members(reader):
             rules.admit(member)
-            if member.type in (REGULAR, CONTIGUOUS):
-                _skip(reader, member.size + _padding(member.size), member)
+            if member.type in (REGULAR, CONTIGUOUS) and not reader.skip(member.size + _padding(member.size)):
+                raise ArchiveError("the archive ends inside %r: the file is truncated" % member.name)
             count += 1
     finally:
         reader.close()
     return count, reader.sha256.hexdigest(), reader.sha512.hexdigest()
-
-
-def _skip(reader, size, member):
-    while size:
-        data = reader.read(min(size, 1 << 20))
-        if not data:
-            raise ArchiveError("the archive ends inside %r: the file is truncated" % member.name)
-        size -= len(data)
 
 
 def extract(path, top, allow_devices=False):
@@ -552,7 +561,7 @@ def extract(path, top, allow_devices=False):
             extraction.add(member, reader)
             # Only regular files carry data (a link's or directory's size field is not followed by any).
             pad = _padding(member.size) if member.type in (REGULAR, CONTIGUOUS) else 0
-            if pad and len(reader.read(pad)) < pad:
+            if pad and not reader.skip(pad):
                 raise ArchiveError("the archive ends inside %r: the file is truncated" % member.name)
         extraction.finish()
     except OSError as exc:
