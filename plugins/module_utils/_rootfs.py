@@ -756,7 +756,6 @@ def _fetch_rootfs(params, check_mode):
 def _install(source, dest, parent, cache_dir, downloader, params, verify):
     """Obtain and verify the tarball, extract it beside ``dest``, swap it in; return the new stamp."""
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-    os.makedirs(parent, mode=0o755, exist_ok=True)
     tmp_prefix = _tmp_prefix(dest)
 
     tarball, cached = _obtain(source, cache_dir, downloader)
@@ -777,6 +776,7 @@ def _install(source, dest, parent, cache_dir, downloader, params, verify):
             if cached:
                 _forget(cache_dir, tarball)  # damaged in the cache: the next run downloads it afresh
             raise
+        os.makedirs(parent, mode=0o755, exist_ok=True)
         top = tempfile.mkdtemp(prefix="%s%d-" % (tmp_prefix, os.getpid()), dir=parent)
         # The extraction applies the same rules again and hashes again, so
         # the stamp's digests are of the very bytes that were unpacked.
