@@ -9,6 +9,7 @@
 #
 #   tests/vm/build-image.sh            build (or reuse) and print the directory
 #   tests/vm/build-image.sh --digest   print only the digest
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/common.sh
 source "$(dirname "$0")/../../scripts/common.sh"
 
 SUITE=bookworm

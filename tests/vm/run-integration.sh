@@ -11,6 +11,7 @@
 # PYTEST-ARGS it runs the cgroup and ns_exec tests. Each VM's output goes to
 # $RUNTIME_DIR/NAME/integration.log and its exit status to integration.rc;
 # this script fails when any VM's run failed.
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/common.sh
 source "$(dirname "$0")/../../scripts/common.sh"
 
 RUNTIME_DIR=${HANDMADE_VM_RUNTIME_DIR:-$BUILD/vm}
@@ -39,8 +40,7 @@ site_packages=$(python3 -c 'import ansible, os; print(os.path.dirname(os.path.di
 # ansible-core and what its command line needs, with their metadata (ansible
 # checks its requirements' versions); cryptography only serves vault, which
 # the tests do not use.
-mapfile -t ansible_packages < <(cd "$site_packages" && ls -d ansible jinja2 markupsafe yaml _yaml packaging resolvelib &&
-    ls -d ./*.dist-info | grep -iE '^\./(ansible_core|jinja2|markupsafe|pyyaml|packaging|resolvelib)-')
+ansible_packages=(ansible jinja2 markupsafe yaml _yaml packaging resolvelib)
 
 # One tar stream for both parts: the checkout under the collection's path and
 # ansible-core on the VM's PYTHONPATH. The byte-compiled files come along
@@ -49,7 +49,9 @@ mapfile -t ansible_packages < <(cd "$site_packages" && ls -d ansible jinja2 mark
 payload() {
     (cd "$ROOT" && git ls-files -z -co --exclude-standard |
         tar --null --ignore-failed-read -T - -c --transform "s,^,${VM_CHECKOUT#/}/," -f -)
-    (cd "$site_packages" && tar -c --transform "s,^,${VM_PYTHONPATH#/}/," -f - "${ansible_packages[@]}")
+    (cd "$site_packages" && shopt -s nocaseglob &&
+        tar -c --transform "s,^,${VM_PYTHONPATH#/}/," -f - "${ansible_packages[@]}" ansible_core-*.dist-info \
+            jinja2-*.dist-info markupsafe-*.dist-info pyyaml-*.dist-info packaging-*.dist-info resolvelib-*.dist-info)
 }
 
 # The tests call the ansible command line too (a real ad-hoc run on the VM).
@@ -65,6 +67,7 @@ run_in_vm() {
     remote=$(printf 'set -e; rm -rf %q; mkdir -p %q; cd / && tar -xif -; cd %q; ' "$VM_TREE" "$VM_TREE" "$VM_CHECKOUT")
     remote+=$(printf 'mkdir -p %q/bin; printf %%s %q >%q/bin/ansible; chmod 755 %q/bin/ansible; ' \
         "$VM_TREE" "$ANSIBLE_LAUNCHER" "$VM_TREE" "$VM_TREE")
+    # shellcheck disable=SC2016 # $PATH is the VM's
     remote+=$(printf 'export PATH=%q/bin:$PATH PYTHONPATH=%q ANSIBLE_COLLECTIONS_PATH=%q HOST_PYTHON=/usr/bin/python3; ' \
         "$VM_TREE" "$VM_PYTHONPATH" "$VM_TREE")
     remote+="exec python3 -m pytest -p no:cacheprovider -o addopts= -rfEs $(printf '%q ' "${pytest_args[@]}")"

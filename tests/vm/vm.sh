@@ -15,6 +15,7 @@
 #   HANDMADE_VM_MEMORY       guest RAM, default 1536M (the root fs lives in it)
 #   HANDMADE_VM_CPUS         virtual CPUs, default 2
 #   HANDMADE_VM_BOOT_TIMEOUT seconds to wait for SSH, default 300
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/common.sh
 source "$(dirname "$0")/../../scripts/common.sh"
 
 RUNTIME_DIR=${HANDMADE_VM_RUNTIME_DIR:-$BUILD/vm}
@@ -71,7 +72,7 @@ qemu_usable() {
 }
 
 cmd_start() {
-    local name=$1 layout=$2 dir image port attempt pid
+    local name=$1 layout=$2 dir image port pid
     dir=$(vm_dir "$name")
     cgroup_cmdline "$layout" >/dev/null
     if pid=$(running_pid "$dir"); then
@@ -86,7 +87,7 @@ cmd_start() {
     echo "$image" >"$dir/image"
     # A free port can be taken between choosing it and QEMU binding it:
     # QEMU then exits before daemonizing, and another port is tried.
-    for attempt in 1 2 3 4 5; do
+    for _ in 1 2 3 4 5; do
         port=$(free_port)
         if qemu-system-x86_64 -name "$name" -machine q35 -accel "$ACCEL" -cpu max \
             -smp "$CPUS" -m "$MEMORY" \
