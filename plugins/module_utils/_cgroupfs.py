@@ -909,9 +909,12 @@ class Cgroup:
         parent = mount
         for component in self.name.split("/"):
             current = os.path.join(parent, component)
-            if self._make_directory(current, created) and cpuset:
-                # v1 cpuset refuses processes until cpus and mems are set;
-                # a child starts with both empty (unless clone_children).
+            self._make_directory(current, created)
+            if cpuset:
+                # v1 cpuset refuses processes until cpus and mems are set, and
+                # a child starts with both empty (unless clone_children). Every
+                # level below the root is the project's: one left empty by
+                # another tool (a bare mkdir) is filled in too.
                 for filename in ("cpuset.cpus", "cpuset.mems"):
                     if not _read_or_none(os.path.join(current, filename)):
                         _write(os.path.join(current, filename), _read(os.path.join(parent, filename)))

@@ -162,6 +162,36 @@ def test_each_option_set_again_and_changed(run_module, cgroup_name, option, firs
     assert run_module("cgroup", dict(changed, name=cgroup_name))["changed"] is False
 
 
+def test_memory_and_swap_raised_and_lowered_together(run_module, cgroup, cgroup_name):
+    # v1 keeps memory <= memory+swap at every write: raising both must write
+    # memory+swap first, lowering both must write memory first.
+    first = run_module("cgroup", {"name": cgroup_name, "memory": "128M", "memory_swap": "256M"})
+    if first["failed"] and "so this kernel cannot hold this limit" in first["msg"]:
+        pytest.skip(first["msg"])
+    assert not first["failed"], first["msg"]
+    raised = cgroup({"name": cgroup_name, "memory": "512M", "memory_swap": "1G"})
+    assert (raised["limits"]["memory"], raised["limits"]["memory_swap"]) == (512 * MIB, 1024 * MIB)
+    lowered = cgroup({"name": cgroup_name, "memory": "64M", "memory_swap": "64M"})
+    assert (lowered["limits"]["memory"], lowered["limits"]["memory_swap"]) == (64 * MIB, 64 * MIB)
+    unlimited = cgroup({"name": cgroup_name, "memory": "max", "memory_swap": "max"})
+    assert (unlimited["limits"]["memory"], unlimited["limits"]["memory_swap"]) == ("max", "max")
+    assert cgroup({"name": cgroup_name, "memory": -1, "memory_swap": -1})["changed"] is False
+
+
+@pytest.mark.skipif(VERSION != "v1", reason="only v1 cpuset starts a cgroup with empty cpus and mems")
+def test_cpuset_left_empty_by_a_bare_mkdir_is_filled_in(cgroup, cgroup_name, workloads):
+    # As the walkthrough's cgcreate or a hand-made mkdir leaves it.
+    parent = os.path.join("/sys/fs/cgroup/cpuset", cgroup_name)
+    os.makedirs(parent)
+    assert read(parent, "cpuset.cpus") == ""
+    inner = cgroup({"name": cgroup_name + "/inner", "memory": "64M"})
+    assert read(parent, "cpuset.cpus") == read("/sys/fs/cgroup/cpuset", "cpuset.cpus")
+    assert read(inner["paths"]["cpuset"], "cpuset.mems") == read("/sys/fs/cgroup/cpuset", "cpuset.mems")
+    sleeper = workloads(SLEEP_300S)
+    _cgroupfs.open_existing(cgroup_name + "/inner").attach(sleeper.pid)
+    assert cgroups_of(sleeper.pid)["cpuset"] == "/" + cgroup_name + "/inner"
+
+
 def test_diff_and_check_mode(cgroup, cgroup_name):
     planned = cgroup({"name": cgroup_name, "memory": "256M"}, check_mode=True, diff=True)
     assert planned["changed"] is True

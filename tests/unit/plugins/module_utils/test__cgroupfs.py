@@ -319,3 +319,14 @@ def test_docs_page_lists_the_table_rows():
             row["v1_controller"], row["joiner"].join("`%s`" % name for name in row["v1_files"]),
             row["v2_controller"], row["joiner"].join("`%s`" % name for name in row["v2_files"]))
         assert line in page
+
+
+def test_v1_writes_memory_swap_first_when_raising_and_last_when_lowering():
+    memory, swap, cpus = LIMIT["memory"], LIMIT["memory_swap"], LIMIT["cpus"]
+    changing = [memory, swap, cpus]
+    write_order = _cgroupfs._write_order
+    assert write_order("v1", changing, {"memory_swap": 256 << 20}, {"memory_swap": 1 << 30}) == [swap, memory, cpus]
+    assert write_order("v1", changing, {"memory_swap": 1 << 30}, {"memory_swap": 64 << 20}) == [memory, cpus, swap]
+    assert write_order("v1", changing, {"memory_swap": 64 << 20}, {"memory_swap": None}) == [swap, memory, cpus]
+    assert write_order("v1", changing, {"memory_swap": None}, {"memory_swap": 64 << 20}) == [memory, cpus, swap]
+    assert write_order("v2", changing, {"memory_swap": 1 << 30}, {"memory_swap": 64 << 20}) == changing
