@@ -44,8 +44,7 @@ MODULE = "ansible_collections.handmade.containers.plugins.modules.rootfs_fetch"
 # writes nothing, then the extraction.
 EXTRACT = ("import sys; sys.path.insert(0, sys.argv[3])\n"
            "from ansible_collections.handmade.containers.plugins.module_utils._safetar import extract, scan\n"
-           "scan(sys.argv[1])\n"
-           "extract(sys.argv[1], sys.argv[2])\n")
+           "extract(sys.argv[1], sys.argv[2], scanned=scan(sys.argv[1]))\n")
 
 
 def timed(command):
@@ -72,8 +71,7 @@ def extraction(tarball, parent, runs):
                     results[name].append(timed([HOST_PYTHON, "-I", "-c", EXTRACT, tarball, target, COLLECTIONS]))
                 else:
                     started = time.perf_counter()
-                    scan(tarball)
-                    extract(tarball, target)
+                    extract(tarball, target, scanned=scan(tarball))
                     results[name].append(time.perf_counter() - started)
             finally:
                 shutil.rmtree(target)
@@ -128,6 +126,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--size-mb", type=int, default=40, help="uncompressed size of the large tarball")
+    parser.add_argument("--where", default="disk,tmpfs", help="disk (/var/tmp), tmpfs (/dev/shm) or both")
     options = parser.parse_args()
 
     info = alpine_mirror.build(os.path.join(CACHE, "mirror"))
@@ -135,7 +134,8 @@ def main():
     fixture = os.path.join(info["root"], "v" + ".".join(newest.split(".")[:2]), "releases", "x86_64",
                            "alpine-minirootfs-%s-x86_64.tar.gz" % newest)
     large = large_tarball(options.size_mb)
-    places = [("disk /var/tmp", "/var/tmp"), ("tmpfs /dev/shm", "/dev/shm")]
+    places = [(label, path) for label, path in (("disk /var/tmp", "/var/tmp"), ("tmpfs /dev/shm", "/dev/shm"))
+              if label.split()[0] in options.where.split(",")]
 
     print("Extraction, median of %d interleaved runs (wall seconds, whole process)" % options.runs)
     header = ("tarball", "where", "GNU tar", "ours", "ratio", "ours in-proc", "ratio")

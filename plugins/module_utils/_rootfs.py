@@ -365,13 +365,13 @@ def verify_signature(tarball, signature, key_file, fingerprint, scratch_dir, nam
 # Extraction (the tar format and its safety checks live in _safetar).
 
 def scan_tarball(path, allow_devices=False):
-    """Check every member of ``path`` against the extraction rules, writing nothing; (entries, sha256, sha512)."""
+    """Check every member of ``path`` against the extraction rules, writing nothing; a _safetar.Scan."""
     return _reading_tarball(scan, path, allow_devices)
 
 
-def extract_tarball(path, top, allow_devices=False):
+def extract_tarball(path, top, allow_devices=False, scanned=None):
     """Extract ``path`` into the empty directory ``top``; (entries, sha256, sha512) of the file read."""
-    return _reading_tarball(extract, path, top, allow_devices)
+    return _reading_tarball(extract, path, top, allow_devices, scanned)
 
 
 def _reading_tarball(action, path, *args):
@@ -769,7 +769,8 @@ def _install(source, dest, parent, cache_dir, downloader, params, verify):
         # stream is refused before anything is created. It hashes the file as
         # it reads it, which checks a cached copy too.
         allow_devices = bool(params.get("allow_devices"))
-        _entries, sha256, sha512 = scan_tarball(tarball, allow_devices)
+        scanned = scan_tarball(tarball, allow_devices)
+        sha256, sha512 = scanned.sha256, scanned.sha512
         try:
             _check_digest(source, {"sha256": sha256, "sha512": sha512}, "cached copy" if cached else None)
         except RootfsError:
@@ -778,9 +779,10 @@ def _install(source, dest, parent, cache_dir, downloader, params, verify):
             raise
         os.makedirs(parent, mode=0o755, exist_ok=True)
         top = tempfile.mkdtemp(prefix="%s%d-" % (tmp_prefix, os.getpid()), dir=parent)
-        # The extraction applies the same rules again and hashes again, so
-        # the stamp's digests are of the very bytes that were unpacked.
-        files, extracted_sha256, _sha512 = extract_tarball(tarball, top, allow_devices)
+        # The extraction applies the same rules again, to the bytes the scan
+        # kept (or, for a very large tarball, to the file read and hashed
+        # again), so the stamp's digests are of the very bytes unpacked.
+        files, extracted_sha256, _sha512 = extract_tarball(tarball, top, allow_devices, scanned)
         if extracted_sha256 != sha256:
             raise RootfsError("%s changed while it was being extracted: run again" % tarball)
         if source.kind != "src" and not cached:

@@ -119,28 +119,102 @@ class _Uncompressed:
         return data
 
 
-class StreamReader(threading.Thread):
+class _ChunkReader:
+    """``read(n)`` and ``skip(n)`` over a sequence of byte chunks that ``_fetch()`` supplies.
+
+    ``keep(limit)`` makes it remember the chunks it hands out, up to
+    ``limit`` bytes in all, so that a second pass can replay them instead of
+    decompressing the file again.
+    """
+
+    def __init__(self):
+        self.buffer = b""
+        self.offset = 0
+        self.ended = False
+        self.kept = None
+        self.kept_size = 0
+        self.keep_limit = 0
+
+    def _fetch(self):
+        raise NotImplementedError
+
+    def keep(self, limit):
+        self.kept, self.keep_limit = [], limit
+
+    def read(self, size):
+        """Exactly ``size`` bytes, or fewer at the end of the data."""
+        buffer, offset = self.buffer, self.offset
+        if len(buffer) - offset >= size:
+            self.offset = offset + size
+            return buffer[offset:offset + size]
+        pieces, wanted = [buffer[offset:]], size - (len(buffer) - offset)
+        while wanted > 0:
+            item = self._next_chunk()
+            if not item:
+                buffer, offset = b"", 0
+                break
+            buffer, offset = item, min(wanted, len(item))
+            pieces.append(item[:offset])
+            wanted -= offset
+        self.buffer, self.offset = buffer, offset
+        return b"".join(pieces)
+
+    def skip(self, size):
+        """Pass over ``size`` bytes without copying them; False when the data ends first."""
+        while size > len(self.buffer) - self.offset:
+            size -= len(self.buffer) - self.offset
+            self.buffer, self.offset = self._next_chunk(), 0
+            if not self.buffer:
+                return False
+        self.offset += size
+        return True
+
+    def _next_chunk(self):
+        if self.ended:
+            return b""
+        item = self._fetch()
+        if not item:
+            self.ended = True
+        elif self.kept is not None:
+            self.kept_size += len(item)
+            if self.kept_size > self.keep_limit:
+                self.kept = None  # too large to hold: the next pass decompresses again
+            else:
+                self.kept.append(item)
+        return item
+
+
+class _Replay(_ChunkReader):
+    """The chunks a first pass kept, read again without touching the file."""
+
+    def __init__(self, chunks):
+        _ChunkReader.__init__(self)
+        self._chunks = iter(chunks)
+
+    def _fetch(self):
+        return next(self._chunks, b"")
+
+
+class StreamReader(_ChunkReader, threading.Thread):
     """The uncompressed bytes of a tarball, produced on a second thread.
 
     zlib, lzma, bz2 and hashlib release the GIL while they work, so this
-    thread and the one creating files run at once. It also hashes the
+    thread and the one reading the archive run at once. It also hashes the
     compressed bytes, so the digests returned are of the very bytes that
-    were unpacked, at no extra pass over the file.
+    were read.
     """
 
     chunk = 1 << 20
 
     def __init__(self, path):
-        super().__init__(name="safetar-decompress", daemon=True)
+        _ChunkReader.__init__(self)
+        threading.Thread.__init__(self, name="safetar-decompress", daemon=True)
         self.path = path
         self.kind = "tar"
         self.sha256 = hashlib.sha256()
         self.sha512 = hashlib.sha512()
         self.chunks = queue.Queue(maxsize=16)
         self.stopping = threading.Event()
-        self.buffer = b""
-        self.offset = 0
-        self.ended = False
 
     @staticmethod
     def _codec(head):
@@ -177,37 +251,7 @@ class StreamReader(threading.Thread):
         except (OSError, EOFError, zlib.error, lzma.LZMAError, ArchiveError) as exc:
             self.chunks.put(exc)
 
-    def read(self, size):
-        """Exactly ``size`` bytes, or fewer at the end of the data."""
-        buffer, offset = self.buffer, self.offset
-        if len(buffer) - offset >= size:
-            self.offset = offset + size
-            return buffer[offset:offset + size]
-        pieces, wanted = [buffer[offset:]], size - (len(buffer) - offset)
-        while wanted > 0:
-            item = self._next_chunk()
-            if not item:
-                buffer, offset = b"", 0
-                break
-            buffer, offset = item, min(wanted, len(item))
-            pieces.append(item[:offset])
-            wanted -= offset
-        self.buffer, self.offset = buffer, offset
-        return b"".join(pieces)
-
-    def skip(self, size):
-        """Pass over ``size`` bytes without copying them; False when the data ends first."""
-        while size > len(self.buffer) - self.offset:
-            size -= len(self.buffer) - self.offset
-            self.buffer, self.offset = self._next_chunk(), 0
-            if not self.buffer:
-                return False
-        self.offset += size
-        return True
-
-    def _next_chunk(self):
-        if self.ended:
-            return b""
+    def _fetch(self):
         item = self.chunks.get()
         if isinstance(item, Exception):
             self.ended = True
@@ -215,8 +259,6 @@ class StreamReader(threading.Thread):
                 raise item
             raise ArchiveError("%s is not a readable %s file (%s): the file is damaged" % (
                 self.path, self.kind, item))
-        if not item:
-            self.ended = True
         return item
 
     def close(self):
@@ -524,36 +566,59 @@ def _write_all(fd, data):
             view = view[os.write(fd, view):]
 
 
-def scan(path, allow_devices=False):
+# Decompressed bytes that scan() keeps for extract(): a minirootfs is a few
+# MB, a distribution base image about a hundred; larger trees are simply
+# decompressed twice.
+KEEP_LIMIT = 128 << 20
+
+
+class Scan:
+    """What scan() found: the entry count, the file's digests, and its decompressed bytes if kept."""
+
+    __slots__ = ("entries", "sha256", "sha512", "chunks")
+
+    def __init__(self, entries, sha256, sha512, chunks):
+        self.entries, self.sha256, self.sha512, self.chunks = entries, sha256, sha512, chunks
+
+
+def scan(path, allow_devices=False, keep_limit=KEEP_LIMIT):
     """Apply the safety rules to every member of ``path`` without writing anything.
 
-    Returns ``(entries, sha256 hex, sha512 hex)``. Raises ArchiveError
-    naming the first member ``extract`` would refuse, or the damage found.
+    Returns a Scan. Raises ArchiveError naming the first member that
+    ``extract`` would refuse, or the damage found.
     """
     reader = StreamReader(path)
+    reader.keep(keep_limit)
     rules = _Rules(allow_devices)
     reader.start()
     count = 0
     try:
         for member in iter_members(reader):
-            rules.admit(member)
+            path = rules.admit(member)[0]
             if member.type in (REGULAR, CONTIGUOUS) and not reader.skip(member.size + _padding(member.size)):
                 raise ArchiveError("the archive ends inside %r: the file is truncated" % member.name)
-            count += 1
+            count += 1 if path else 0  # as extract() counts: the top itself is not an entry
+        while reader.skip(1 << 30):
+            pass  # read to the end, so that the digests cover the whole file
     finally:
         reader.close()
-    return count, reader.sha256.hexdigest(), reader.sha512.hexdigest()
+    return Scan(count, reader.sha256.hexdigest(), reader.sha512.hexdigest(), reader.kept)
 
 
-def extract(path, top, allow_devices=False):
+def extract(path, top, allow_devices=False, scanned=None):
     """Extract the tarball at ``path`` (gzip, xz, bzip2 or plain) into the empty directory ``top``.
 
-    Returns ``(entries created, sha256 hex, sha512 hex)`` of the file as read.
-    On ArchiveError the caller removes ``top``: it may hold part of the tree.
+    With ``scanned`` (the Scan of the same file) the bytes it kept are
+    extracted without reading the file again. Returns ``(entries created,
+    sha256 hex, sha512 hex)`` of the file as read. On ArchiveError the caller
+    removes ``top``: it may hold part of the tree.
     """
-    reader = StreamReader(path)
+    if scanned is not None and scanned.chunks is not None:
+        reader, digests = _Replay(scanned.chunks), (scanned.sha256, scanned.sha512)
+    else:
+        reader, digests = StreamReader(path), None
+        reader.start()
     extraction = _Extraction(top, allow_devices)
-    reader.start()
     # Modes come from the archive, not from this process's umask.
     umask = os.umask(0)
     try:
@@ -564,11 +629,16 @@ def extract(path, top, allow_devices=False):
             if pad and not reader.skip(pad):
                 raise ArchiveError("the archive ends inside %r: the file is truncated" % member.name)
         extraction.finish()
+        while reader.skip(1 << 30):
+            pass  # read to the end, so that the digests cover the whole file
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise ArchiveError("no space left on device while extracting into %s" % os.path.dirname(top))
         raise ArchiveError("cannot create %s: %s" % (exc.filename or top, exc.strerror))
     finally:
         os.umask(umask)
-        reader.close()
-    return extraction.count, reader.sha256.hexdigest(), reader.sha512.hexdigest()
+        if digests is None:
+            reader.close()
+    if digests is None:
+        digests = (reader.sha256.hexdigest(), reader.sha512.hexdigest())
+    return (extraction.count,) + digests
