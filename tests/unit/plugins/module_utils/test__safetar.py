@@ -19,6 +19,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._safetar impor
     Member,
     REGULAR,
     SYMLINK,
+    _Replay,
     _Rules,
     iter_members,
     member_path,
@@ -194,3 +195,20 @@ def test_a_hard_link_to_a_symlink_is_a_symlink_for_the_rules():
 
 def test_devices_when_allowed():
     assert admit_all([member("dev/null", CHARDEV), member("dev/sda", BLOCKDEV)], allow_devices=True)[1][0] == "dev/sda"
+
+
+def test_reads_and_skips_across_chunk_boundaries():
+    reader = _Replay([b"abc", b"defg", b"h"])
+    assert reader.read(2) == b"ab"
+    assert reader.skip(3)  # c, d, e
+    assert reader.read(10) == b"fgh"
+    assert reader.read(1) == b""
+    assert reader.skip(1) is False
+
+
+@pytest.mark.parametrize("limit, kept", [(4, [b"ab", b"cd"]), (3, None)])
+def test_kept_chunks_stop_at_the_limit(limit, kept):
+    reader = _Replay([b"ab", b"cd"])
+    reader.keep(limit)
+    assert reader.read(4) == b"abcd"
+    assert reader.kept == kept
