@@ -772,7 +772,8 @@ def _install(source, dest, parent, cache_dir, downloader, params, verify):
         scanned = scan_tarball(tarball, allow_devices)
         sha256, sha512 = scanned.sha256, scanned.sha512
         try:
-            _check_digest(source, {"sha256": sha256, "sha512": sha512}, "cached copy" if cached else None)
+            _check_digest(source, {"sha256": sha256, "sha512": sha512},
+                          "cached copy" if cached else "file" if source.kind == "src" else "download")
         except RootfsError:
             if cached:
                 _forget(cache_dir, tarball)  # damaged in the cache: the next run downloads it afresh
@@ -822,11 +823,12 @@ def _remove_leftovers_of(dest, parent, cache_dir):
 
 
 def _check_digest(source, actual, what):
+    """``what`` is "download" or "cached copy" (both removed on a mismatch), or "file" (src, left alone)."""
     if source.digest and actual[source.algorithm] != source.digest:
+        fate = ": use the right file or fix checksum" if what == "file" else "; it was discarded"
         raise RootfsError("%s does not match its checksum: expected %s:%s, got %s:%s. The %s is damaged or was "
-                          "altered; it was discarded" % (
-                              source.location, source.algorithm, source.digest, source.algorithm,
-                              actual[source.algorithm], what or "download"))
+                          "altered%s" % (source.location, source.algorithm, source.digest, source.algorithm,
+                                         actual[source.algorithm], what, fate))
 
 
 def _cache_path(cache_dir, algorithm, digest):
@@ -841,10 +843,7 @@ def _obtain(source, cache_dir, downloader):
     checksum names only once the tree is extracted.
     """
     if source.kind == "src":
-        if source.digest:
-            sha256, sha512 = _hash_file(source.location)
-            _check_digest(source, {"sha256": sha256, "sha512": sha512}, "src file")
-        return source.location, False
+        return source.location, False  # its digest is checked by the scan, before anything is written
     if source.digest:
         cached = _cache_path(cache_dir, source.algorithm, source.digest)
         if os.path.isfile(cached):
@@ -858,15 +857,6 @@ def _obtain(source, cache_dir, downloader):
         os.unlink(partial)
         raise
     return partial, False
-
-
-def _hash_file(path):
-    sha256, sha512 = hashlib.sha256(), hashlib.sha512()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha256.update(block)
-            sha512.update(block)
-    return sha256.hexdigest(), sha512.hexdigest()
 
 
 def _keep(partial, cache_dir, sha256, sha512):

@@ -367,6 +367,15 @@ def test_checksum_mismatch(fetch, mirror, workdir):
     assert_failed_cleanly(result, workdir, "does not match its checksum", "0" * 64)
 
 
+def test_src_that_does_not_match_its_checksum_is_left_alone(fetch, mirror, workdir):
+    src = os.path.join(workdir, "outside", "image.tar.gz")
+    shutil.copy(mirror.tarball_path(mirror.versions[-1]), src)
+    result = fetch(src=src, checksum="sha256:" + "1" * 64)
+    assert result["failed"] and "use the right file or fix checksum" in result["msg"], result
+    assert os.listdir(os.path.join(workdir, "outside")) == ["image.tar.gz"]
+    assert not os.path.exists(os.path.join(workdir, "rootfs")) and leftovers(workdir) == []
+
+
 def test_corrupt_gzip_stream(fetch, serve, workdir, mirror):
     corrupt = os.path.join(workdir, "corrupt.tar.gz")
     with open(mirror.tarball_path(mirror.versions[-1]), "rb") as handle:
