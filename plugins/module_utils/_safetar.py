@@ -130,6 +130,7 @@ class _ChunkReader:
     def __init__(self):
         self.buffer = b""
         self.offset = 0
+        self.position = 0  # bytes handed out or skipped so far
         self.ended = False
         self.kept = None
         self.kept_size = 0
@@ -146,6 +147,7 @@ class _ChunkReader:
         buffer, offset = self.buffer, self.offset
         if len(buffer) - offset >= size:
             self.offset = offset + size
+            self.position += size
             return buffer[offset:offset + size]
         pieces, wanted = [buffer[offset:]], size - (len(buffer) - offset)
         while wanted > 0:
@@ -157,16 +159,21 @@ class _ChunkReader:
             pieces.append(item[:offset])
             wanted -= offset
         self.buffer, self.offset = buffer, offset
-        return b"".join(pieces)
+        data = b"".join(pieces)
+        self.position += len(data)
+        return data
 
     def skip(self, size):
         """Pass over ``size`` bytes without copying them; False when the data ends first."""
         while size > len(self.buffer) - self.offset:
-            size -= len(self.buffer) - self.offset
+            available = len(self.buffer) - self.offset
+            size -= available
+            self.position += available
             self.buffer, self.offset = self._next_chunk(), 0
             if not self.buffer:
                 return False
         self.offset += size
+        self.position += size
         return True
 
     def _next_chunk(self):
@@ -486,7 +493,11 @@ class _Extraction:
         return True
 
     def add(self, member, reader):
-        path, parents, replaces = self.rules.admit(member)
+        self.create(member, self.rules.admit(member), reader)
+
+    def create(self, member, admitted, reader):
+        """Create what ``admitted`` (the rules' answer for ``member``) describes."""
+        path, parents, replaces = admitted
         if not path:
             self.top_metadata = (member.mode, member.uid, member.gid, member.mtime)
             return
@@ -573,12 +584,17 @@ KEEP_LIMIT = 128 << 20
 
 
 class Scan:
-    """What scan() found: the entry count, the file's digests, and its decompressed bytes if kept."""
+    """What scan() found: the entry count and the file's digests; when the
+    decompressed bytes were small enough to keep, those bytes (``chunks``)
+    and the plan (``plan``: each member, the rules' answer for it, and where
+    its data starts), so that extract() neither decompresses nor parses again.
+    """
 
-    __slots__ = ("entries", "sha256", "sha512", "chunks")
+    __slots__ = ("entries", "sha256", "sha512", "chunks", "plan")
 
-    def __init__(self, entries, sha256, sha512, chunks):
-        self.entries, self.sha256, self.sha512, self.chunks = entries, sha256, sha512, chunks
+    def __init__(self, entries, sha256, sha512, chunks, plan):
+        self.entries, self.sha256, self.sha512 = entries, sha256, sha512
+        self.chunks, self.plan = chunks, plan
 
 
 def scan(path, allow_devices=False, keep_limit=KEEP_LIMIT):
@@ -591,18 +607,21 @@ def scan(path, allow_devices=False, keep_limit=KEEP_LIMIT):
     reader.keep(keep_limit)
     rules = _Rules(allow_devices)
     reader.start()
-    count = 0
+    count, plan = 0, []
     try:
         for member in iter_members(reader):
-            path = rules.admit(member)[0]
+            admitted = rules.admit(member)
+            plan.append((member, admitted, reader.position))
             if member.type in (REGULAR, CONTIGUOUS) and not reader.skip(member.size + _padding(member.size)):
                 raise ArchiveError("the archive ends inside %r: the file is truncated" % member.name)
-            count += 1 if path else 0  # as extract() counts: the top itself is not an entry
+            count += 1 if admitted[0] else 0  # as extract() counts: the top itself is not an entry
         while reader.skip(1 << 30):
             pass  # read to the end, so that the digests cover the whole file
     finally:
         reader.close()
-    return Scan(count, reader.sha256.hexdigest(), reader.sha512.hexdigest(), reader.kept)
+    kept = reader.kept
+    return Scan(count, reader.sha256.hexdigest(), reader.sha512.hexdigest(), kept,
+                plan if kept is not None else None)
 
 
 def extract(path, top, allow_devices=False, scanned=None):
@@ -613,7 +632,8 @@ def extract(path, top, allow_devices=False, scanned=None):
     sha256 hex, sha512 hex)`` of the file as read. On ArchiveError the caller
     removes ``top``: it may hold part of the tree.
     """
-    if scanned is not None and scanned.chunks is not None:
+    replay = scanned is not None and scanned.plan is not None
+    if replay:
         reader, digests = _Replay(scanned.chunks), (scanned.sha256, scanned.sha512)
     else:
         reader, digests = StreamReader(path), None
@@ -622,12 +642,18 @@ def extract(path, top, allow_devices=False, scanned=None):
     # Modes come from the archive, not from this process's umask.
     umask = os.umask(0)
     try:
-        for member in iter_members(reader):
-            extraction.add(member, reader)
-            # Only regular files carry data (a link's or directory's size field is not followed by any).
-            pad = _padding(member.size) if member.type in (REGULAR, CONTIGUOUS) else 0
-            if pad and not reader.skip(pad):
-                raise ArchiveError("the archive ends inside %r: the file is truncated" % member.name)
+        if replay:
+            # The scan parsed these bytes and applied the rules to them already.
+            for member, admitted, data_position in scanned.plan:
+                reader.skip(data_position - reader.position)
+                extraction.create(member, admitted, reader)
+        else:
+            for member in iter_members(reader):
+                extraction.add(member, reader)
+                # Only regular files carry data (a link's or directory's size field is not followed by any).
+                pad = _padding(member.size) if member.type in (REGULAR, CONTIGUOUS) else 0
+                if pad and not reader.skip(pad):
+                    raise ArchiveError("the archive ends inside %r: the file is truncated" % member.name)
         extraction.finish()
         while reader.skip(1 << 30):
             pass  # read to the end, so that the digests cover the whole file

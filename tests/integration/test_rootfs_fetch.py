@@ -23,7 +23,7 @@ import urllib.request
 
 import pytest
 
-from conftest import MODULE_PACKAGE, _module_env, alpine_mirror_builder
+from conftest import COLLECTIONS_PATH, MODULE_PACKAGE, _module_env, alpine_mirror_builder
 
 STAMP = ".handmade-rootfs.json"
 
@@ -539,3 +539,20 @@ def test_a_tree_in_use_by_a_running_process_is_not_replaced(fetch, mirror, workd
         sleeper.kill()
         sleeper.wait()
     assert fetch(version=mirror.versions[-1])["changed"]
+
+
+def test_a_tarball_too_large_to_keep_is_streamed_twice_with_the_same_result(mirror, workdir, busybox_rootfs):
+    """The path taken above KEEP_LIMIT: scan and extract each decompress the file."""
+    sys.path.insert(0, COLLECTIONS_PATH)
+    try:
+        from ansible_collections.handmade.containers.plugins.module_utils import _safetar
+    finally:
+        sys.path.remove(COLLECTIONS_PATH)
+    tarball = mirror.tarball_path(mirror.versions[-1])
+    scanned = _safetar.scan(tarball, keep_limit=0)
+    assert scanned.chunks is None and scanned.plan is None
+    top = os.path.join(workdir, "streamed")
+    os.mkdir(top)
+    entries, sha256, _sha512 = _safetar.extract(tarball, top, scanned=scanned)
+    assert (entries, sha256) == (scanned.entries, sha256_of(tarball))
+    assert tree_listing(top) == tree_listing(busybox_rootfs)
