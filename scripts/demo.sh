@@ -35,7 +35,7 @@ if [ "$mirror" = local ]; then
     rm -f "$port_file"
     "$HOST_PYTHON" "$ROOT/tests/fixtures/alpine_mirror.py" serve --root "$(mirror_field root)" --port-file "$port_file" &
     mirror_pid=$!
-    trap 'kill "$mirror_pid" 2>/dev/null; wait "$mirror_pid" 2>/dev/null || true' EXIT
+    trap 'rm -f "$port_file"; kill "$mirror_pid" 2>/dev/null; wait "$mirror_pid" 2>/dev/null || true' EXIT
     for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.1; done
     [ -s "$port_file" ] || die "the local Alpine mirror did not start (tests/fixtures/alpine_mirror.py serve)"
     mirror=http://127.0.0.1:$(cat "$port_file")
