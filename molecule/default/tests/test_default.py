@@ -12,6 +12,8 @@ import pytest
 NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup")
 PAGE = 4096
 DEFAULT_CPU_PERIOD_US = 100000
+BUSY_LOOPS = ('i=0; pids=; while [ $i -lt 4 ]; do while :; do :; done & pids="$pids $!"; i=$((i + 1)); done; '
+              'sleep 2; kill $pids; wait')
 
 
 def parse_size(text):
@@ -174,10 +176,9 @@ def test_cpu_limit_throttles_a_busy_loop(host, containers):
     cpus = float(container.spec["cpus"])
     throttled_before = int(container.flat_keyed("cpu", "cpu.stat")["nr_throttled"])
     usage_before = container.cpu_usage_usec()
-    # Two loops want two cores, far above the limit even on a busy host; the
+    # Four loops want four cores, far above the limit even on a busy host; the
     # shell stops and reaps them itself.
-    result = container.exec_inside(
-        ["sh", "-c", "while :; do :; done & a=$!; while :; do :; done & b=$!; sleep 2; kill $a $b; wait"])
+    result = container.exec_inside(["sh", "-c", BUSY_LOOPS])
     used = (container.cpu_usage_usec() - usage_before) / 1e6
     assert int(container.flat_keyed("cpu", "cpu.stat")["nr_throttled"]) > throttled_before
     # The quota caps the share: what the loops got over their wall time stays under it.
