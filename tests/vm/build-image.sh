@@ -107,6 +107,17 @@ EOF
     trap - EXIT
 }
 
+# Images of earlier recipes are about 80 MB each: drop those that no running
+# QEMU boots from (a VM keeps its image open through its command line).
+remove_unused_images() {
+    local keep=$1 image
+    for image in "$CACHE"/vm/*/; do
+        image=${image%/}
+        [ "$image" = "$keep" ] && continue
+        pgrep -f -- "$image/" >/dev/null || rm -rf "$image"
+    done
+}
+
 main() {
     local kernel_pkg digest out
     kernel_pkg=$(kernel_package)
@@ -126,6 +137,7 @@ main() {
         apt_install debootstrap cpio openssh-client kmod
         mkdir -p "$CACHE/vm"
         build_image "$out" "$kernel_pkg"
+        remove_unused_images "$out"
     fi
     echo "$out"
 }
