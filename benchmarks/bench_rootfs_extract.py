@@ -89,6 +89,10 @@ def large_tarball(size_mb):
     path = os.path.join(CACHE, "bench", "rootfs-large-%dmb-%s.tar.gz" % (size_mb, alpine_mirror.recipe_digest()))
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        # Tarballs of other recipes or sizes are not used again: keep one.
+        for name in os.listdir(os.path.dirname(path)):
+            if name.startswith("rootfs-large-"):
+                os.unlink(os.path.join(os.path.dirname(path), name))
         partial = path + ".partial"
         alpine_mirror.write_large_tarball(partial, size_mb)
         os.rename(partial, path)
