@@ -35,13 +35,20 @@ if [ "$mirror" = local ]; then
     rm -f "$port_file"
     "$HOST_PYTHON" "$ROOT/tests/fixtures/alpine_mirror.py" serve --root "$(mirror_field root)" --port-file "$port_file" &
     mirror_pid=$!
-    trap 'rm -f "$port_file"; kill "$mirror_pid" 2>/dev/null; wait "$mirror_pid" 2>/dev/null || true' EXIT
+    downloads=
+    trap 'rm -rf "$port_file" ${downloads:+"$downloads"}; kill "$mirror_pid" 2>/dev/null; wait "$mirror_pid" 2>/dev/null || true' EXIT
     for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.1; done
     [ -s "$port_file" ] || die "the local Alpine mirror did not start (tests/fixtures/alpine_mirror.py serve)"
     mirror=http://127.0.0.1:$(cat "$port_file")
     log "serving the offline Alpine mirror at $mirror"
+    # The throwaway mirror's tarballs stay out of the host's download cache
+    # (a rebuilt mirror signs the same bytes with a new key, which a signature
+    # cached from the old one would fail), in a short-lived directory with a
+    # short path (gpg's agent socket must fit in 108 bytes below it).
+    downloads=$(mktemp -d /tmp/handmade-demo.XXXXXX)
     playbook_args+=(-e "mirror=$mirror" -e verify_signature=true
-                    -e "gpg_key=$(mirror_field key_file)" -e "gpg_fingerprint=$(mirror_field fingerprint)")
+                    -e "gpg_key=$(mirror_field key_file)" -e "gpg_fingerprint=$(mirror_field fingerprint)"
+                    -e "download_cache=$downloads")
 else
     # Ask for the small release index first, so that a machine without
     # Internet access learns how to run offline instead of a download error.
