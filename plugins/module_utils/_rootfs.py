@@ -321,12 +321,12 @@ class Downloader:
 # ---------------------------------------------------------------------------
 # GPG signatures, checked in a throwaway GNUPGHOME.
 
-def verify_signature(tarball, signature, key_file, fingerprint, scratch_dir, name=None):
+def verify_signature(tarball, signature, key_file, fingerprint, name=None):
     """Raise unless ``signature`` is a good signature of ``tarball`` by ``fingerprint``.
 
-    The key is imported into a temporary GNUPGHOME under ``scratch_dir`` (so
-    the user's keyring is never read or changed), and the fingerprint is
-    pinned: a good signature by any other key in the key file is refused.
+    The key is imported into a throwaway GNUPGHOME (so the user's keyring is
+    never read or changed), and the fingerprint is pinned: a good signature
+    by any other key in the key file is refused.
     """
     gpg = shutil.which("gpg") or shutil.which("gpg2")
     if not gpg:
@@ -334,7 +334,11 @@ def verify_signature(tarball, signature, key_file, fingerprint, scratch_dir, nam
                           "(apt-get install gnupg, apk add gnupg, dnf install gnupg2) or set verify_signature: false")
     wanted = re.sub(r"\s+", "", fingerprint).upper()
     name = name or os.path.basename(tarball)
-    home = tempfile.mkdtemp(prefix=".gnupg-%d-" % os.getpid(), dir=scratch_dir)
+    # gpg reaches its agent through a socket inside the home directory, and a
+    # socket path is limited to 107 bytes: a home under a long cache_dir makes
+    # gpg fail ("File name too long") although the signature is good. The
+    # system's temporary directory keeps the path short.
+    home = tempfile.mkdtemp(prefix="hmc-gpg-")
     try:
         base = [gpg, "--homedir", home, "--batch", "--no-tty", "--no-autostart", "--status-fd", "1"]
         imported = subprocess.run(base + ["--import", key_file], stdout=subprocess.PIPE,
@@ -819,7 +823,7 @@ def _remove_leftovers_of(dest, parent, cache_dir):
     """What runs killed midway left: their process is gone, so nothing else uses it."""
     remove_leftovers(parent, _tmp_prefix(dest))
     remove_leftovers(cache_dir, ".download-")
-    remove_leftovers(cache_dir, ".gnupg-")
+    remove_leftovers(cache_dir, ".key-")
 
 
 def _check_digest(source, actual, what):
@@ -895,18 +899,12 @@ def _check_signature(source, tarball, cache_dir, downloader, params):
     """Verify ``tarball`` against its .asc and the pinned key.
 
     The .asc is kept in the cache beside the tarball (``<tarball>.asc``), so
-    a cached release is verified again without a download.
+    a cached release is verified again without a download. A cached .asc
+    that fails is fetched once more before the run fails: the mirror may
+    have re-signed the same tarball since it was cached.
     """
-    scratch = tempfile.mkdtemp(prefix=".gnupg-%d-" % os.getpid(), dir=cache_dir)
+    scratch = tempfile.mkdtemp(prefix=".key-%d-" % os.getpid(), dir=cache_dir)
     try:
-        if source.kind == "src":
-            signature = source.location + ".asc"
-            if not os.path.isfile(signature):
-                raise RootfsError("verify_signature needs the detached signature %s next to src" % signature)
-        else:
-            signature = tarball + ".asc"
-            if not os.path.isfile(signature):
-                _save_small(downloader, source.location + ".asc", signature, "signature")
         key = params.get("gpg_key") or ALPINE_KEY_URL
         if re.match(r"^[a-z][a-z0-9+.-]*://", key):
             key_file = os.path.join(scratch, "key.asc")
@@ -915,13 +913,31 @@ def _check_signature(source, tarball, cache_dir, downloader, params):
             key_file = key
         else:
             raise RootfsError("gpg_key %s is neither a URL nor a file on this host" % key)
+        fingerprint = params.get("gpg_fingerprint") or ALPINE_FINGERPRINT
+
+        if source.kind == "src":
+            signature = source.location + ".asc"
+            if not os.path.isfile(signature):
+                raise RootfsError("verify_signature needs the detached signature %s next to src" % signature)
+            verify_signature(tarball, signature, key_file, fingerprint, name=source.location)
+            return
+
+        signature = tarball + ".asc"
+        from_cache = os.path.isfile(signature)
+        if not from_cache:
+            _save_small(downloader, source.location + ".asc", signature, "signature")
         try:
-            verify_signature(tarball, signature, key_file, params.get("gpg_fingerprint") or ALPINE_FINGERPRINT,
-                             scratch, name=source.location)
+            verify_signature(tarball, signature, key_file, fingerprint, name=source.location)
         except RootfsError:
-            if source.kind != "src":
-                os.unlink(signature)  # a later run fetches it afresh
-            raise
+            os.unlink(signature)  # never keep a signature that did not verify
+            if not from_cache:
+                raise
+            _save_small(downloader, source.location + ".asc", signature, "signature")
+            try:
+                verify_signature(tarball, signature, key_file, fingerprint, name=source.location)
+            except RootfsError:
+                os.unlink(signature)
+                raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -72,7 +72,7 @@ def leftovers(workdir):
     found = []
     for directory, names, files in os.walk(workdir):
         found += [os.path.join(directory, name) for name in names + files
-                  if ".tmp-" in name or name.startswith((".download-", ".gnupg-"))]
+                  if ".tmp-" in name or name.startswith((".download-", ".key-"))]
         if directory == workdir:
             names[:] = [name for name in names if name != "rootfs"]  # do not walk the tree itself
     return found
@@ -313,6 +313,34 @@ def test_signature_checked_with_the_pinned_key(fetch, mirror):
     assert fetch(version=version, verify_signature=True, gpg_key=mirror.key_file,
                  gpg_fingerprint=mirror.fingerprint)["changed"] is False
 
+
+
+def test_signature_checks_under_a_long_cache_dir(fetch, mirror, workdir):
+    # gpg's agent socket lives in its home directory and a socket path has at
+    # most 107 bytes: the home must not be placed under cache_dir.
+    cache_dir = os.path.join(workdir, "a-cache-directory-with-a-rather-long-name" * 2, "cache")
+    result = fetch(version=mirror.versions[-1], verify_signature=True, cache_dir=cache_dir,
+                   gpg_key=mirror.key_file, gpg_fingerprint=mirror.fingerprint)
+    assert result["signature_verified"] is True, result
+
+
+def test_a_stale_cached_signature_is_fetched_again(fetch, mirror, workdir):
+    version = mirror.versions[-1]
+    options = dict(version=version, verify_signature=True, gpg_key=mirror.key_file,
+                   gpg_fingerprint=mirror.fingerprint)
+    first = fetch(**options)
+    assert first["signature_verified"] is True, first
+    # A cached signature of other bytes, as if the mirror re-signed the release
+    # with a new key after it was cached; the mirror itself serves the good one.
+    cached = [os.path.join(top, name) for top, _dirs, names in os.walk(os.path.join(workdir, "cache"))
+              for name in names if name.endswith(".asc")]
+    assert len(cached) == 1, cached
+    shutil.copy(mirror.tarball_path(mirror.versions[0]) + ".asc", cached[0])
+    del mirror.server.requests[:]
+    second = fetch(force=True, **options)
+    assert second["signature_verified"] is True, second
+    assert any(request.endswith(path_of(mirror, version) + ".asc") for request in mirror.server.requests), \
+        mirror.server.requests
 
 def test_check_mode_and_diff_through_ansible(ansible_module, mirror, workdir):
     args = {"dest": os.path.join(workdir, "rootfs"), "cache_dir": os.path.join(workdir, "cache"),
