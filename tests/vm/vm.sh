@@ -13,7 +13,7 @@
 #   HANDMADE_VM_RUNTIME_DIR  where pid, port and console files live ($BUILD/vm)
 #   HANDMADE_VM_ACCEL        tcg (default) or kvm where KVM boots on this machine
 #   HANDMADE_VM_MEMORY       guest RAM, default 1536M (the root fs lives in it)
-#   HANDMADE_VM_CPUS         virtual CPUs, default 2
+#   HANDMADE_VM_CPUS         virtual CPUs, default 1 (two TCG VMs on a 2-core host)
 #   HANDMADE_VM_BOOT_TIMEOUT seconds to wait for SSH, default 300
 # shellcheck source-path=SCRIPTDIR/../.. source=scripts/common.sh
 source "$(dirname "$0")/../../scripts/common.sh"
@@ -21,7 +21,7 @@ source "$(dirname "$0")/../../scripts/common.sh"
 RUNTIME_DIR=${HANDMADE_VM_RUNTIME_DIR:-$BUILD/vm}
 ACCEL=${HANDMADE_VM_ACCEL:-tcg}
 MEMORY=${HANDMADE_VM_MEMORY:-1536M}
-CPUS=${HANDMADE_VM_CPUS:-2}
+CPUS=${HANDMADE_VM_CPUS:-1}
 BOOT_TIMEOUT=${HANDMADE_VM_BOOT_TIMEOUT:-300}
 
 # The VM's host keys are baked into the cached image and its ports are reused
