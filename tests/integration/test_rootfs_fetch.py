@@ -314,7 +314,6 @@ def test_signature_checked_with_the_pinned_key(fetch, mirror):
                  gpg_fingerprint=mirror.fingerprint)["changed"] is False
 
 
-
 def test_signature_checks_under_a_long_cache_dir(fetch, mirror, workdir):
     # gpg's agent socket lives in its home directory and a socket path has at
     # most 107 bytes: the home must not be placed under cache_dir.
@@ -341,6 +340,7 @@ def test_a_stale_cached_signature_is_fetched_again(fetch, mirror, workdir):
     assert second["signature_verified"] is True, second
     assert any(request.endswith(path_of(mirror, version) + ".asc") for request in mirror.server.requests), \
         mirror.server.requests
+
 
 def test_check_mode_and_diff_through_ansible(ansible_module, mirror, workdir):
     args = {"dest": os.path.join(workdir, "rootfs"), "cache_dir": os.path.join(workdir, "cache"),
