@@ -86,8 +86,8 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 # collection meets), by number. Linux numbers them per architecture; aarch64
 # uses the generic table that newer architectures share.
 SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437},
-    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437},
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134},
 }
 # Some systems spell the same architectures another way.
 _MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -117,8 +117,6 @@ _libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_u
 _libc.setgroups.argtypes = (ctypes.c_size_t, ctypes.c_void_p)
 _libc.socket.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int)
 _libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
-_libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
-_libc.signal.restype = ctypes.c_void_p
 _libc.sigprocmask.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 
@@ -169,24 +167,38 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
 
 
 _SIG_SETMASK = 2
-_SIG_DFL = None  # (void *) 0
 # The kernel's sigset_t is 64 bits; glibc's is 1024. Either way, all zero
 # means no signal blocked.
 _EMPTY_SIGSET = ctypes.create_string_buffer(128)
 
 
+class _KernelSigaction(ctypes.Structure):
+    # The kernel's struct sigaction as x86_64 lays it out. All zero means
+    # SIG_DFL, no flags and an empty mask; aarch64's struct has no restorer,
+    # and reads the same zeros the same way.
+    _fields_ = [("handler", ctypes.c_void_p), ("flags", ctypes.c_ulong),
+                ("restorer", ctypes.c_void_p), ("mask", ctypes.c_uint64)]
+
+
+_DEFAULT_ACTION = _KernelSigaction()
+_KERNEL_SIGSET_SIZE = 8
+_LAST_SIGNAL = 64
+
+
 def reset_signals():
-    """Default disposition for every standard signal, and none blocked.
+    """Default disposition for every signal, real-time ones included, and none blocked.
 
     Ignored signals stay ignored across exec. Python ignores SIGPIPE and
     SIGXFSZ, so without this a program in the container would get EPIPE
     where it expects to die quietly (``yes | head``), as subprocess's
-    ``restore_signals`` exists to prevent.
+    ``restore_signals`` exists to prevent; whatever started the module may
+    ignore more. The raw syscall, because glibc's wrappers refuse the
+    real-time signals it keeps for itself (32 and 33).
     """
     _check(_libc.sigprocmask(_SIG_SETMASK, _EMPTY_SIGSET, None), "sigprocmask(SIG_SETMASK, {})")
-    for signum in range(1, 32):
+    for signum in range(1, _LAST_SIGNAL + 1):
         if signum not in (SIGKILL, SIGSTOP):
-            _libc.signal(signum, _SIG_DFL)
+            _libc.syscall(_NR["rt_sigaction"], signum, ctypes.byref(_DEFAULT_ACTION), None, _KERNEL_SIGSET_SIZE)
 
 
 def setgroups(gids):
