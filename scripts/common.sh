@@ -63,6 +63,46 @@ ensure_collection_path() {
     export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_RETRY_FILES_ENABLED=0
 }
 
+# ---- the offline Alpine-shaped mirror (demo, mirror, Molecule) ------------
+# serve_test_mirror [PORT]: build (once, cached) the mirror of
+# tests/fixtures/alpine_mirror.py and serve it on 127.0.0.1 in the background
+# until the calling script exits (stop_test_mirror, from an EXIT trap; a
+# script with a trap of its own calls it there). Sets MIRROR_URL,
+# MIRROR_PORT, MIRROR_ROOT, MIRROR_KEY_FILE, MIRROR_FINGERPRINT,
+# MIRROR_VERSIONS and MIRROR_ARCHES.
+serve_test_mirror() {
+    local fixture=$ROOT/tests/fixtures/alpine_mirror.py info
+    apt_install busybox-static gnupg python3
+    info=$("$HOST_PYTHON" "$fixture" build --cache "$CACHE/mirror")
+    {
+        read -r MIRROR_ROOT; read -r MIRROR_KEY_FILE; read -r MIRROR_FINGERPRINT
+        read -r MIRROR_VERSIONS; read -r MIRROR_ARCHES
+    } < <("$HOST_PYTHON" -c '
+import json, sys
+info = json.load(sys.stdin)
+for field in ("root", "key_file", "fingerprint", "versions", "arches"):
+    value = info[field]
+    print(" ".join(value) if isinstance(value, list) else value)' <<<"$info")
+    mkdir -p "$BUILD"
+    # A port file of its own, so that two runs side by side never read each other's.
+    MIRROR_PORT_FILE=$(mktemp "$BUILD/mirror-port.XXXXXX")
+    "$HOST_PYTHON" "$fixture" serve --root "$MIRROR_ROOT" --port-file "$MIRROR_PORT_FILE" --port "${1:-0}" &
+    MIRROR_PID=$!
+    trap stop_test_mirror EXIT
+    for _ in $(seq 100); do [ -s "$MIRROR_PORT_FILE" ] && break; sleep 0.1; done
+    [ -s "$MIRROR_PORT_FILE" ] || die "the offline Alpine mirror did not start ($fixture serve)"
+    MIRROR_PORT=$(cat "$MIRROR_PORT_FILE")
+    MIRROR_URL=http://127.0.0.1:$MIRROR_PORT
+}
+
+stop_test_mirror() {
+    [ -n "${MIRROR_PID:-}" ] || return 0
+    kill "$MIRROR_PID" 2>/dev/null || true
+    wait "$MIRROR_PID" 2>/dev/null || true
+    rm -f "$MIRROR_PORT_FILE"
+    MIRROR_PID=
+}
+
 # ---- ansible-test (scripts/sanity.sh, scripts/units.sh) -------------------
 # ansible-test wants the collection at .../ansible_collections/<ns>/<name> and
 # sees only the files git tracks there. The checkout's working tree (tracked

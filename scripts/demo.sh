@@ -28,26 +28,15 @@ ensure_collection_path
 mkdir -p "$BUILD"
 
 if [ "$mirror" = local ]; then
-    apt_install busybox-static
-    mirror_info=$("$HOST_PYTHON" "$ROOT/tests/fixtures/alpine_mirror.py" build --cache "$CACHE/mirror")
-    mirror_field() { "$HOST_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" <<<"$mirror_info"; }
-    port_file=$BUILD/demo-mirror.port
-    rm -f "$port_file"
-    "$HOST_PYTHON" "$ROOT/tests/fixtures/alpine_mirror.py" serve --root "$(mirror_field root)" --port-file "$port_file" &
-    mirror_pid=$!
-    downloads=
-    trap 'rm -rf "$port_file" ${downloads:+"$downloads"}; kill "$mirror_pid" 2>/dev/null; wait "$mirror_pid" 2>/dev/null || true' EXIT
-    for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.1; done
-    [ -s "$port_file" ] || die "the local Alpine mirror did not start (tests/fixtures/alpine_mirror.py serve)"
-    mirror=http://127.0.0.1:$(cat "$port_file")
+    serve_test_mirror
+    mirror=$MIRROR_URL
     log "serving the offline Alpine mirror at $mirror"
-    # The throwaway mirror's tarballs stay out of the host's download cache
-    # (a rebuilt mirror signs the same bytes with a new key, which a signature
-    # cached from the old one would fail), in a short-lived directory with a
-    # short path (gpg's agent socket must fit in 108 bytes below it).
+    # The throwaway mirror's tarballs stay out of the host's download cache,
+    # in a short-lived directory of their own.
     downloads=$(mktemp -d /tmp/handmade-demo.XXXXXX)
+    trap 'rm -rf "$downloads"; stop_test_mirror' EXIT
     playbook_args+=(-e "mirror=$mirror" -e verify_signature=true
-                    -e "gpg_key=$(mirror_field key_file)" -e "gpg_fingerprint=$(mirror_field fingerprint)"
+                    -e "gpg_key=$MIRROR_KEY_FILE" -e "gpg_fingerprint=$MIRROR_FINGERPRINT"
                     -e "download_cache=$downloads")
 else
     # Ask for the small release index first, so that a machine without
