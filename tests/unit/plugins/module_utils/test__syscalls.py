@@ -12,10 +12,10 @@ from ansible_collections.handmade.containers.plugins.module_utils import _syscal
 
 
 @pytest.mark.parametrize("machine, expected", [
-    ("x86_64", {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437}),
-    ("amd64", {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437}),
-    ("aarch64", {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437}),
-    ("ARM64", {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437}),
+    ("x86_64", {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13}),
+    ("amd64", {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13}),
+    ("aarch64", {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134}),
+    ("ARM64", {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134}),
 ])
 def test_syscall_numbers_per_architecture(machine, expected):
     assert _syscalls.syscall_numbers(machine) == expected
