@@ -93,6 +93,7 @@ for field in ("root", "key_file", "fingerprint", "versions", "arches"):
     [ -s "$MIRROR_PORT_FILE" ] || die "the offline Alpine mirror did not start ($fixture serve)"
     MIRROR_PORT=$(cat "$MIRROR_PORT_FILE")
     MIRROR_URL=http://127.0.0.1:$MIRROR_PORT
+    export MIRROR_URL MIRROR_PORT MIRROR_ROOT MIRROR_KEY_FILE MIRROR_FINGERPRINT MIRROR_VERSIONS MIRROR_ARCHES
 }
 
 stop_test_mirror() {
