@@ -923,21 +923,22 @@ def _check_signature(source, tarball, cache_dir, downloader, params):
             return
 
         signature = tarball + ".asc"
-        from_cache = os.path.isfile(signature)
-        if not from_cache:
-            _save_small(downloader, source.location + ".asc", signature, "signature")
-        try:
-            verify_signature(tarball, signature, key_file, fingerprint, name=source.location)
-        except RootfsError:
-            os.unlink(signature)  # never keep a signature that did not verify
-            if not from_cache:
-                raise
-            _save_small(downloader, source.location + ".asc", signature, "signature")
+
+        def verify_or_discard():
             try:
                 verify_signature(tarball, signature, key_file, fingerprint, name=source.location)
             except RootfsError:
-                os.unlink(signature)
+                os.unlink(signature)  # never keep a signature that did not verify
                 raise
+
+        if os.path.isfile(signature):
+            try:
+                verify_or_discard()
+                return
+            except RootfsError:
+                pass  # cached by an earlier run: fetch it once more below
+        _save_small(downloader, source.location + ".asc", signature, "signature")
+        verify_or_discard()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
