@@ -86,8 +86,8 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 # collection meets), by number. Linux numbers them per architecture; aarch64
 # uses the generic table that newer architectures share.
 SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13},
-    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134},
+    "x86_64": {"seccomp": 317, "pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13},
+    "aarch64": {"seccomp": 277, "pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134},
 }
 # Some systems spell the same architectures another way.
 _MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -262,3 +262,31 @@ def set_loopback_up():
         _check(_libc.ioctl(sock, _SIOCSIFFLAGS, ifreq), "ioctl(lo, SIOCSIFFLAGS)")
     finally:
         os.close(sock)
+
+
+# seccomp(2) (include/uapi/linux/seccomp.h) and its older prctl(2) spelling.
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_MODE_FILTER = 2
+PR_SET_SECCOMP = 22
+_ENOSYS = 38  # errno.ENOSYS, the same on every Linux architecture
+
+
+class _SockFprog(ctypes.Structure):
+    # struct sock_fprog: the number of instructions, then where they are.
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def seccomp_set_mode_filter(program, flags=0):
+    """Install ``program``, a packed ``struct sock_filter`` array, as a seccomp filter of this thread.
+
+    seccomp(2) where the kernel has it (3.17+), else prctl(PR_SET_SECCOMP).
+    The kernel wants no_new_privs set, or CAP_SYS_ADMIN (EACCES otherwise).
+    """
+    fprog = _SockFprog(len(program) // 8, program)
+    call = "seccomp(SECCOMP_SET_MODE_FILTER, 0x%x, <%d instructions>)" % (flags, fprog.len)
+    result = _libc.syscall(ctypes.c_long(_NR["seccomp"]), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+                           ctypes.c_long(flags), ctypes.byref(fprog))
+    if result == -1 and ctypes.get_errno() == _ENOSYS and not flags:
+        result = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0)
+        call = "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, <%d instructions>)" % fprog.len
+    _check(result, call)
