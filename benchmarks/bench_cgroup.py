@@ -34,7 +34,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(ROOT, ".build", "collections"))
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.handmade.containers.plugins.module_utils import _cgroupfs  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.layout import detect_layout  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import (  # noqa: E402
+    ensure_absent,
+    ensure_present,
+    open_cgroup,
+)
 
 HOST_PYTHON = os.environ.get("HANDMADE_HOST_PYTHON", "/usr/bin/python3")
 LIMITS = {"memory": "512M", "cpus": 0.5}
@@ -43,7 +48,8 @@ NAME_PREFIX = "handmade/bench-cgroup-%d" % os.getpid()
 
 FRESH_ROUND = (
     "import sys; sys.path.insert(0, %r)\n"
-    "from ansible_collections.handmade.containers.plugins.module_utils._cgroupfs import ensure_present, ensure_absent\n"
+    "from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import ensure_present, "
+    "ensure_absent\n"
     "result = ensure_present(sys.argv[1], {'memory': '512M', 'cpus': 0.5})\n"
     "assert result['limits']['memory'] == %d, result\n"
     "ensure_absent(sys.argv[1])\n"
@@ -63,10 +69,10 @@ def timed(action, runs):
 
 def module_utils_round(run):
     name = "%s-inproc-%d" % (NAME_PREFIX, run)
-    result = _cgroupfs.ensure_present(name, LIMITS)
+    result = ensure_present(name, LIMITS)
     if result["limits"]["memory"] != MEMORY_BYTES or result["limits"]["cpu_quota"] != 50000:
         raise SystemExit("module_utils read back %r" % result["limits"])
-    _cgroupfs.ensure_absent(name)
+    ensure_absent(name)
 
 
 def fresh_process_round(run):
@@ -75,7 +81,7 @@ def fresh_process_round(run):
 
 
 def cgroup_tools_round(controllers):
-    layout = _cgroupfs.detect_layout()
+    layout = detect_layout()
 
     def round_(run):
         path = "/%s-tools-%d" % (NAME_PREFIX, run)
@@ -102,13 +108,13 @@ def cgroup_tools_round(controllers):
 def _mounts(controllers, layout):
     if layout == "unified":
         return ["/sys/fs/cgroup"]
-    hierarchies = _cgroupfs.Cgroup(NAME_PREFIX).hierarchies
+    hierarchies = open_cgroup(NAME_PREFIX).hierarchies
     return sorted(set(hierarchies[controller] for controller in controllers))
 
 
 def unchanged_round(name):
     def run_(_run):
-        if _cgroupfs.ensure_present(name, LIMITS)["changed"]:
+        if ensure_present(name, LIMITS)["changed"]:
             raise SystemExit("the second run changed something")
     return run_
 
@@ -149,7 +155,7 @@ def main():
     if not shutil.which("cgcreate"):
         raise SystemExit("cgcreate not found: apt-get install cgroup-tools (scripts/bench.sh installs it)")
 
-    probe = _cgroupfs.Cgroup(NAME_PREFIX)
+    probe = open_cgroup(NAME_PREFIX)
     every_hierarchy = sorted(set(probe.hierarchies) - {"unified"}) or ["memory", "cpu"]
     print("cgroup: create + memory 512M + cpus 0.5 + read back + remove; layout %s, cgroup %s; median of %d runs"
           % (probe.layout, probe.version, options.runs))
@@ -169,7 +175,7 @@ def main():
     try:
         json.dump({"ANSIBLE_MODULE_ARGS": dict(LIMITS, name=name)}, args_file)
         args_file.close()
-        _cgroupfs.ensure_present(name, LIMITS)
+        ensure_present(name, LIMITS)
         runs = max(3, options.runs // 4)
         print("\nsecond, unchanged run of handmade.containers.cgroup on localhost; median of %d runs" % runs)
         row("module_utils, in-process (read, compare, nothing written)", timed(unchanged_round(name), options.runs))
@@ -178,7 +184,7 @@ def main():
             row("ansible localhost -m handmade.containers.cgroup (whole command)", timed(ansible_run(name), runs))
     finally:
         os.unlink(args_file.name)
-        _cgroupfs.ensure_absent(name)
+        ensure_absent(name)
 
 
 if __name__ == "__main__":

@@ -274,42 +274,38 @@ killed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.handmade.containers.plugins.module_utils._cgroupfs import (
-    LIMIT_OPTIONS,
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup import limits
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import (
     CgroupError,
     ensure_absent,
     ensure_present,
 )
 
 
+def argument_spec():
+    """The module's options: its own four, and one per limit option of the LIMITS table."""
+    spec = dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        version=dict(type="str", default="auto", choices=["auto", "v1", "v2"]),
+        kill=dict(type="bool", default=True),
+    )
+    spec.update(limits.argument_spec())
+    return spec
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            memory=dict(type="raw"),
-            memory_swap=dict(type="raw"),
-            memory_reservation=dict(type="raw"),
-            cpus=dict(type="raw"),
-            cpu_quota=dict(type="raw"),
-            cpu_period=dict(type="int"),
-            cpu_weight=dict(type="int"),
-            pids_max=dict(type="raw"),
-            cpuset_cpus=dict(type="raw"),
-            cpuset_mems=dict(type="raw"),
-            io_weight=dict(type="int"),
-            version=dict(type="str", default="auto", choices=["auto", "v1", "v2"]),
-            kill=dict(type="bool", default=True),
-        ),
-        mutually_exclusive=[("cpus", "cpu_quota")],
-        required_by={"memory_swap": "memory"},
+        argument_spec=argument_spec(),
+        mutually_exclusive=limits.mutually_exclusive(),
+        required_by=limits.required_by(),
         supports_check_mode=True,
     )
     name = module.params["name"]
     try:
         if module.params["state"] == "present":
-            limits = dict((option, module.params[option]) for option in LIMIT_OPTIONS)
-            result = ensure_present(name, limits, version=module.params["version"], check_mode=module.check_mode)
+            requested = dict((option, module.params[option]) for option in limits.LIMIT_OPTIONS)
+            result = ensure_present(name, requested, version=module.params["version"], check_mode=module.check_mode)
         else:
             result = ensure_absent(name, kill=module.params["kill"], version=module.params["version"],
                                    check_mode=module.check_mode)

@@ -4,7 +4,9 @@ Workloads are small standard-library Python programs that wait on stdin
 until the test has placed them in a cgroup, so their work is counted there
 from the first instruction. Cleanup finds and removes cgroups by walking
 /sys/fs/cgroup itself, without the code under test, so a bug there cannot
-leave cgroups or processes behind.
+leave cgroups or processes behind. In the same way, the host's layout and
+whether its kernel has a limit's files are read from the kernel here, never
+asked of the code under test, so a bug there cannot turn a test into a skip.
 """
 
 import glob
@@ -20,6 +22,7 @@ if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+PROJECT_PARENT = "handmade"
 
 # Each body runs after the first line arrives on stdin ("go").
 ALLOCATE_400M = "data = b'x' * (400 << 20)\nprint(len(data), flush=True)\n"
@@ -88,6 +91,58 @@ class Workload:
         self.process.wait(timeout=30)
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             stream.close()
+
+
+def host_layout():
+    """``unified``, ``hybrid`` or ``legacy``, from the filesystem types in /proc/self/mountinfo."""
+    fstypes = {}
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            fields = line.split()
+            fstypes[fields[4]] = fields[fields.index("-") + 1]
+    if fstypes.get(CGROUP_ROOT) == "cgroup2":
+        return "unified"
+    return "hybrid" if fstypes.get(CGROUP_ROOT + "/unified") == "cgroup2" else "legacy"
+
+
+def project_parent(layout, controller):
+    """The project's parent cgroup in the hierarchy holding ``controller``, made when missing.
+
+    Returns (directory, None), or (None, why) when the host has no such
+    controller. On v2 a controller's files appear in the parent only once
+    the root passes the controller down, so it is enabled in the root's
+    cgroup.subtree_control first: the one file outside the project's parent
+    the project writes.
+    """
+    if layout != "unified":
+        hierarchy = os.path.join(CGROUP_ROOT, controller)
+        if not os.path.isdir(hierarchy):
+            return None, "no %s hierarchy on this host" % controller
+        parent = os.path.join(hierarchy, PROJECT_PARENT)
+    else:
+        if controller not in read(CGROUP_ROOT, "cgroup.controllers").split():
+            return None, "the %s controller is not available on this host" % controller
+        if controller not in read(CGROUP_ROOT, "cgroup.subtree_control").split():
+            try:
+                with open(os.path.join(CGROUP_ROOT, "cgroup.subtree_control"), "w") as handle:
+                    handle.write("+" + controller)
+            except OSError as exc:
+                return None, "the kernel refuses to enable the %s controller at the root: %s" % (
+                    controller, exc.strerror)
+        parent = os.path.join(CGROUP_ROOT, PROJECT_PARENT)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, exist_ok=True)
+    return parent, None
+
+
+def missing_kernel_files(layout, controller, names):
+    """None when the project's parent cgroup has one of ``names`` in ``controller``'s hierarchy, else why not."""
+    parent, why = project_parent(layout, controller)
+    if parent is None:
+        return why
+    if any(os.path.exists(os.path.join(parent, name)) for name in names):
+        return None
+    return "this kernel has no %s in %s" % (" or ".join(names), parent)
 
 
 def directories_of(name):

@@ -22,11 +22,14 @@ from cgroup_helpers import (
     cgroups_of,
     directories_of,
     force_remove,
+    host_layout,
+    missing_kernel_files,
     read,
 )
-from ansible_collections.handmade.containers.plugins.module_utils import _cgroupfs
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.limits import LIMIT_OPTIONS
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import CgroupError, open_existing
 
-LAYOUT = _cgroupfs.detect_layout()
+LAYOUT = host_layout()
 VERSION = "v2" if LAYOUT == "unified" else "v1"
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
@@ -71,13 +74,30 @@ def limit_file(result, v1_controller, v1_file, v2_file):
     return read(result["paths"]["unified"], v2_file)
 
 
-def require_controller(controller):
-    if LAYOUT == "unified":
-        available = read("/sys/fs/cgroup", "cgroup.controllers").split()
-        if controller not in available:
-            pytest.skip("the %s controller is not available on this host" % controller)
-    elif not os.path.isdir(os.path.join("/sys/fs/cgroup", controller)):
-        pytest.skip("no %s hierarchy on this host" % controller)
+# The kernel's own files that show it can hold each option's limit, for v1
+# and for v2: (controller, any one of these files). A test skips only when
+# the project's parent cgroup lacks them (swap accounting off, no CFS
+# bandwidth, no proportional I/O scheduler), never on what the module says.
+KERNEL_FILES = {
+    "memory": (("memory", "memory.limit_in_bytes"), ("memory", "memory.max")),
+    "memory_swap": (("memory", "memory.memsw.limit_in_bytes"), ("memory", "memory.swap.max")),
+    "memory_reservation": (("memory", "memory.soft_limit_in_bytes"), ("memory", "memory.low")),
+    "cpus": (("cpu", "cpu.cfs_period_us", "cpu.cfs_quota_us"), ("cpu", "cpu.max")),
+    "cpu_quota": (("cpu", "cpu.cfs_period_us", "cpu.cfs_quota_us"), ("cpu", "cpu.max")),
+    "cpu_weight": (("cpu", "cpu.shares"), ("cpu", "cpu.weight")),
+    "pids_max": (("pids", "pids.max"), ("pids", "pids.max")),
+    "cpuset_cpus": (("cpuset", "cpuset.cpus"), ("cpuset", "cpuset.cpus")),
+    "io_weight": (("blkio", "blkio.weight", "blkio.bfq.weight"), ("io", "io.weight")),
+}
+
+
+def require_kernel_files(option):
+    """Skip unless this kernel has the files of ``option``'s limit, looked up in the project's parent cgroup."""
+    v1, v2 = KERNEL_FILES[option]
+    controller, names = (v1[0], v1[1:]) if VERSION == "v1" else (v2[0], v2[1:])
+    why = missing_kernel_files(LAYOUT, controller, names)
+    if why:
+        pytest.skip(why)
 
 
 # -- create, read back, idempotence ------------------------------------------
@@ -100,7 +120,7 @@ def test_create_writes_the_files_and_second_run_changes_nothing(cgroup, cgroup_n
     assert first["limits"]["memory"] == 256 * MIB
     assert first["limits"]["cpus"] == 0.5
     assert first["limits"]["pids_max"] == 64
-    assert set(first["limits"]) == set(_cgroupfs.LIMIT_OPTIONS)
+    assert set(first["limits"]) == set(LIMIT_OPTIONS)
     assert first["stats"]["procs"] == [] and first["stats"]["memory_current"] is not None
 
     second = cgroup(args)
@@ -139,13 +159,10 @@ OPTION_CASES = [
 @pytest.mark.parametrize("option, first, changed, files, expected_text", OPTION_CASES,
                          ids=[case[0] for case in OPTION_CASES])
 def test_each_option_set_again_and_changed(run_module, cgroup_name, option, first, changed, files, expected_text):
-    controller = files[0] if VERSION == "v1" else {"blkio": "io"}.get(files[0], files[0])
-    require_controller(controller)
+    require_kernel_files(option)
     if option == "cpuset_cpus" and os.cpu_count() < 2:
         pytest.skip("one CPU: no other cpuset to change to")
     result = run_module("cgroup", dict(first, name=cgroup_name))
-    if result["failed"] and "so this kernel cannot hold this limit" in result["msg"]:
-        pytest.skip(result["msg"])
     assert not result["failed"], result.get("msg")
     assert result["changed"] is True
 
@@ -165,9 +182,8 @@ def test_each_option_set_again_and_changed(run_module, cgroup_name, option, firs
 def test_memory_and_swap_raised_and_lowered_together(run_module, cgroup, cgroup_name):
     # v1 keeps memory <= memory+swap at every write: raising both must write
     # memory+swap first, lowering both must write memory first.
+    require_kernel_files("memory_swap")
     first = run_module("cgroup", {"name": cgroup_name, "memory": "128M", "memory_swap": "256M"})
-    if first["failed"] and "so this kernel cannot hold this limit" in first["msg"]:
-        pytest.skip(first["msg"])
     assert not first["failed"], first["msg"]
     raised = cgroup({"name": cgroup_name, "memory": "512M", "memory_swap": "1G"})
     assert (raised["limits"]["memory"], raised["limits"]["memory_swap"]) == (512 * MIB, 1024 * MIB)
@@ -176,6 +192,21 @@ def test_memory_and_swap_raised_and_lowered_together(run_module, cgroup, cgroup_
     unlimited = cgroup({"name": cgroup_name, "memory": "max", "memory_swap": "max"})
     assert (unlimited["limits"]["memory"], unlimited["limits"]["memory_swap"]) == ("max", "max")
     assert cgroup({"name": cgroup_name, "memory": -1, "memory_swap": -1})["changed"] is False
+
+
+def test_new_memory_with_the_same_memory_swap_keeps_the_total(cgroup, cgroup_name):
+    # v2's memory.swap.max holds memory_swap minus memory: a new memory alone
+    # must rewrite it, or the total would move with memory.
+    require_kernel_files("memory_swap")
+    cgroup({"name": cgroup_name, "memory": "128M", "memory_swap": "256M"})
+    moved = cgroup({"name": cgroup_name, "memory": "192M", "memory_swap": "256M"})
+    assert moved["changed"] is True
+    assert (moved["limits"]["memory"], moved["limits"]["memory_swap"]) == (192 * MIB, 256 * MIB)
+    if VERSION == "v1":
+        assert read(moved["paths"]["memory"], "memory.memsw.limit_in_bytes") == str(256 * MIB)
+    else:
+        assert read(moved["paths"]["unified"], "memory.swap.max") == str(64 * MIB)
+    assert cgroup({"name": cgroup_name, "memory": "192M", "memory_swap": "256M"})["changed"] is False
 
 
 @pytest.mark.skipif(VERSION != "v1", reason="only v1 cpuset starts a cgroup with empty cpus and mems")
@@ -188,7 +219,7 @@ def test_cpuset_left_empty_by_a_bare_mkdir_is_filled_in(cgroup, cgroup_name, wor
     assert read(parent, "cpuset.cpus") == read("/sys/fs/cgroup/cpuset", "cpuset.cpus")
     assert read(inner["paths"]["cpuset"], "cpuset.mems") == read("/sys/fs/cgroup/cpuset", "cpuset.mems")
     sleeper = workloads(SLEEP_300S)
-    _cgroupfs.open_existing(cgroup_name + "/inner").attach(sleeper.pid)
+    open_existing(cgroup_name + "/inner").attach(sleeper.pid)
     assert cgroups_of(sleeper.pid)["cpuset"] == "/" + cgroup_name + "/inner"
 
 
@@ -244,7 +275,7 @@ def test_busy_loop_is_throttled_to_half_a_core(cgroup, cgroup_name, workloads):
     spinner = workloads(BUSY_LOOP_8S)
     spinner.place(made["paths"])
     spinner.go()
-    group = _cgroupfs.open_existing(cgroup_name)
+    group = open_existing(cgroup_name)
     time.sleep(0.5)
     # Other load on the machine can only lower the share the loop gets, never
     # raise it past the limit: every window must stay below 0.65, and one of
@@ -273,7 +304,7 @@ def test_fork_bomb_stops_at_pids_max(cgroup, cgroup_name, workloads):
     try:
         # The bomb itself plus its children fill exactly the 64 allowed.
         assert (forked, refused) == (63, 200 - 63)
-        assert _cgroupfs.open_existing(cgroup_name).stats()["pids_current"] == 64
+        assert open_existing(cgroup_name).stats()["pids_current"] == 64
     finally:
         bomb.send_line()
     assert bomb.wait() == 0
@@ -295,7 +326,7 @@ def test_memory_updated_in_place_with_a_live_process(cgroup, cgroup_name, worklo
 def test_attach_moves_a_process_in_every_hierarchy(cgroup, cgroup_name, workloads):
     made = cgroup({"name": cgroup_name, "memory": "64M"})
     sleeper = workloads(SLEEP_300S)
-    group = _cgroupfs.open_existing(cgroup_name)
+    group = open_existing(cgroup_name)
     group.attach(sleeper.pid)
     assert group.pids() == {sleeper.pid}
     # Every hierarchy the cgroup lives in now holds the process.
@@ -307,8 +338,8 @@ def test_attach_moves_a_process_in_every_hierarchy(cgroup, cgroup_name, workload
 
 
 def test_open_existing_explains_a_missing_cgroup(cgroup_name):
-    with pytest.raises(_cgroupfs.CgroupError, match="does not exist on this host: create it first"):
-        _cgroupfs.open_existing(cgroup_name)
+    with pytest.raises(CgroupError, match="does not exist on this host: create it first"):
+        open_existing(cgroup_name)
 
 
 # -- absent -------------------------------------------------------------------
