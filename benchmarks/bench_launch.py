@@ -33,7 +33,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(ROOT, ".build", "collections"))
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.handmade.containers.plugins.module_utils import _runtime, _state  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._container import (  # noqa: E402
+    launch,
+    lifecycle,
+    options,
+    record,
+    spec,
+)
 
 HOST_PYTHON = os.environ.get("HANDMADE_HOST_PYTHON", "/usr/bin/python3")
 BUSYBOX = "/bin/busybox"
@@ -41,8 +47,9 @@ CGROUP_PARENT = "/handmade/bench-launch-runc"
 
 FRESH_LAUNCH = (
     "import sys; sys.path.insert(0, %r)\n"
-    "from ansible_collections.handmade.containers.plugins.module_utils._runtime import build_spec, run_container\n"
-    "sys.exit(run_container(build_spec(rootfs=%r, command=['/bin/true']))['rc'])\n"
+    "from ansible_collections.handmade.containers.plugins.module_utils._container import launch, options, spec\n"
+    "settings = options.settings({'rootfs': %r, 'command': ['/bin/true']})\n"
+    "sys.exit(launch.run_container(spec.build_spec(settings))['rc'])\n"
 )
 
 
@@ -90,7 +97,8 @@ def run_process(argv):
 def launch_in_process(rootfs, namespaces=None):
     """Wall time of one build_spec + run_container in this Python, in milliseconds."""
     started = time.perf_counter()
-    result = _runtime.run_container(_runtime.build_spec(rootfs=rootfs, command=["/bin/true"], namespaces=namespaces))
+    settings = options.settings({"rootfs": rootfs, "command": ["/bin/true"], "namespaces": namespaces})
+    result = launch.run_container(spec.build_spec(settings))
     elapsed = (time.perf_counter() - started) * 1000
     if result["rc"] != 0:
         raise SystemExit("ns_exec in-process failed: %r" % result)
@@ -142,7 +150,7 @@ def detached_footprint(rootfs):
     name = "bench-launch-footprint-%d" % os.getpid()
     starter = (
         "import sys, json; sys.path.insert(0, %r)\n"
-        "from ansible_collections.handmade.containers.plugins.module_utils._state import ensure_state\n"
+        "from ansible_collections.handmade.containers.plugins.module_utils._container.lifecycle import ensure_state\n"
         "print(json.dumps(ensure_state({'name': %r, 'state': 'started', 'rootfs': %r,"
         " 'command': ['/bin/sleep', '600']})))\n" % (COLLECTIONS, name, rootfs))
     output = subprocess.run([HOST_PYTHON, "-I", "-c", starter], stdout=subprocess.PIPE, check=True).stdout
@@ -155,13 +163,13 @@ def detached_footprint(rootfs):
         # outside the container's own process tree.
         if "ansible_collections" in command_of(parent) or "ns_exec" in command_of(parent):
             helpers.append(parent)
-        for stray in _state.find_strays(_state.StateDir(name)):
+        for stray in record.find_strays(record.StateDir(name)):
             if stray != pid and parent_of(stray) != pid:
                 helpers.append(stray)
         return {"pid1": pid, "pid1_rss_kb": rss_kb(pid), "parent": "%d (%s)" % (parent, command_of(parent) or "?"),
                 "helpers": [(helper, command_of(helper), rss_kb(helper)) for helper in helpers]}
     finally:
-        _state.ensure_state({"name": name, "state": "absent", "stop_timeout": 0})
+        lifecycle.ensure_state({"name": name, "state": "absent", "stop_timeout": 0})
 
 
 def main():

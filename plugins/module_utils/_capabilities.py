@@ -59,11 +59,6 @@ def capability_mask(names):
     return mask
 
 
-def mask_to_names(mask):
-    """A mask (as /proc/<pid>/status shows it in hex) -> sorted names."""
-    return sorted(name for number, name in enumerate(CAPABILITY_NAMES) if mask & (1 << number))
-
-
 def last_capability(proc_file="/proc/sys/kernel/cap_last_cap"):
     """The highest capability number the running kernel knows."""
     try:

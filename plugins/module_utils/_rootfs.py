@@ -688,7 +688,7 @@ def fetch_rootfs(params, check_mode=False):
 
 def _fetch_rootfs(params, check_mode):
     started = time.time()
-    cache_dir = params.get("cache_dir") or DEFAULT_CACHE_DIR
+    cache_dir = params.get("cache_dir") or DEFAULT_CACHE_DIR  # callers other than the module may leave it out
     dest, parent = _dest_paths(params["dest"], cache_dir)
     force = bool(params.get("force"))
     stamp = read_stamp(dest)

@@ -12,13 +12,19 @@ errno.
 
 Loading is cheap on purpose (no ``ctypes.util.find_library``, which spawns
 ``ldconfig``): the running interpreter already links libc, so
-``CDLL(None)`` finds every symbol.
+``CDLL(None)`` finds every symbol. This is the one place libc is loaded.
+
+Calls made by number (pivot_root, capset, openat2, ...) exist only for the
+architectures in ``SYSCALL_NUMBERS``. Elsewhere importing this file still
+works; the first such call raises ``UnsupportedArchitecture`` with a
+sentence a module can show, instead of an import error.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
+import errno
 import os
 
 # Signal numbers are the same on every Linux architecture listed below;
@@ -33,7 +39,6 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
@@ -56,13 +61,9 @@ MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
 MS_REMOUNT = 0x20
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
 MS_REC = 0x4000
-MS_PRIVATE = 0x40000
 MS_SLAVE = 0x80000
-MS_RELATIME = 0x200000
 MS_STRICTATIME = 0x1000000
 MNT_DETACH = 0x2
 
@@ -70,11 +71,19 @@ MNT_DETACH = 0x2
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
-PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
-PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# mount_setattr(2) (Linux 5.12+): attributes and flags.
+MOUNT_ATTR_RDONLY = 0x1
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+
+# statvfs(3) f_flag bits of the mount flags a bind remount must keep.
+ST_NOSUID = 0x2
+ST_NODEV = 0x4
+ST_NOEXEC = 0x8
 
 # openat2(2) resolve flags (include/uapi/linux/openat2.h).
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -86,11 +95,17 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 # collection meets), by number. Linux numbers them per architecture; aarch64
 # uses the generic table that newer architectures share.
 SYSCALL_NUMBERS = {
-    "x86_64": {"seccomp": 317, "pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13},
-    "aarch64": {"seccomp": 277, "pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134},
+    "x86_64": {"seccomp": 317, "pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13,
+               "mount_setattr": 442, "bpf": 321, "keyctl": 250},
+    "aarch64": {"seccomp": 277, "pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134,
+                "mount_setattr": 442, "bpf": 280, "keyctl": 219},
 }
 # Some systems spell the same architectures another way.
 _MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+class UnsupportedArchitecture(OSError):
+    """This host's architecture has no syscall number table here."""
 
 
 def syscall_numbers(machine=None):
@@ -100,12 +115,26 @@ def syscall_numbers(machine=None):
     try:
         return SYSCALL_NUMBERS[machine]
     except KeyError:
-        raise OSError(0, "handmade.containers knows the syscall numbers of %s only, not of %s"
-                      % (" and ".join(sorted(SYSCALL_NUMBERS)), machine))
+        raise UnsupportedArchitecture(
+            errno.ENOSYS, "handmade.containers knows the syscall numbers of %s only, not of %s: run it on "
+            "one of those" % (" and ".join(sorted(SYSCALL_NUMBERS)), machine))
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_NR = syscall_numbers()
+class _SyscallNumbers:
+    """The table of this host, looked up at the first call that needs it."""
+
+    def __init__(self):
+        self._table = None
+
+    def __getitem__(self, call):
+        if self._table is None:
+            self._table = syscall_numbers()
+        return self._table[call]
+
+
+libc = ctypes.CDLL(None, use_errno=True)
+_libc = libc
+_NR = _SyscallNumbers()
 
 _libc.syscall.restype = ctypes.c_long
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
@@ -118,6 +147,7 @@ _libc.setgroups.argtypes = (ctypes.c_size_t, ctypes.c_void_p)
 _libc.socket.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int)
 _libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
 _libc.sigprocmask.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_libc.statfs.argtypes = (ctypes.c_char_p, ctypes.c_void_p)
 
 
 def _check(result, call):
@@ -241,6 +271,30 @@ def openat2(dir_fd, path, flags, resolve, mode=0):
                   "openat2(%d, %r, 0x%x, resolve=0x%x)" % (dir_fd, path, flags, resolve))
 
 
+_KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_new_session_keyring():
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): leave the inherited session keyring for a new, empty one."""
+    _check(_libc.syscall(_NR["keyctl"], _KEYCTL_JOIN_SESSION_KEYRING, None), "keyctl(JOIN_SESSION_KEYRING)")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(dir_fd, path, flags, attr_set, attr_clr=0):
+    """mount_setattr(2): change the attributes of the mount at ``path`` (with AT_RECURSIVE, of all below).
+
+    Raises OSError with errno ENOSYS on kernels older than 5.12.
+    """
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    _check(_libc.syscall(_NR["mount_setattr"], dir_fd, _encode(path), flags, ctypes.byref(attr),
+                         ctypes.sizeof(attr)),
+           "mount_setattr(%d, %r, 0x%x, set=0x%x)" % (dir_fd, path, flags, attr_set))
+
+
 _AF_INET = 2
 _SOCK_DGRAM = 2
 _SOCK_CLOEXEC = 0o2000000
@@ -262,6 +316,127 @@ def set_loopback_up():
         _check(_libc.ioctl(sock, _SIOCSIFFLAGS, ifreq), "ioctl(lo, SIOCSIFFLAGS)")
     finally:
         os.close(sock)
+
+
+class _StatFs(ctypes.Structure):
+    # f_type is the first member of struct statfs on every Linux ABI; the
+    # padding covers the rest of the structure (120 bytes on x86_64).
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 256)]
+
+
+def statfs_type(path):
+    """statfs(2) f_type of ``path``: the magic number of the filesystem it is on."""
+    buf = _StatFs()
+    _check(_libc.statfs(_encode(path), ctypes.byref(buf)), "statfs(%r)" % (path,))
+    return buf.f_type & 0xFFFFFFFF
+
+
+# bpf(2): the calls that load a cgroup device program and attach it to a
+# cgroup (include/uapi/linux/bpf.h). Device programs exist since Linux 4.15.
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 0x2
+BPF_INSTRUCTION_SIZE = 8
+_BPF_OBJ_NAME_LEN = 16
+
+
+class _BpfProgLoadAttr(ctypes.Structure):
+    # union bpf_attr as BPF_PROG_LOAD reads it, up to expected_attach_type
+    # (Linux 4.17); the kernel takes a shorter union from older callers.
+    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32), ("insns", ctypes.c_uint64),
+                ("license", ctypes.c_uint64), ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
+                ("prog_name", ctypes.c_char * _BPF_OBJ_NAME_LEN), ("prog_ifindex", ctypes.c_uint32),
+                ("expected_attach_type", ctypes.c_uint32)]
+
+
+class _BpfAttachAttr(ctypes.Structure):
+    # BPF_PROG_ATTACH and BPF_PROG_DETACH.
+    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32)]
+
+
+class _BpfQueryAttr(ctypes.Structure):
+    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_type", ctypes.c_uint32), ("query_flags", ctypes.c_uint32),
+                ("attach_flags", ctypes.c_uint32), ("prog_ids", ctypes.c_uint64), ("prog_cnt", ctypes.c_uint32),
+                ("_pad", ctypes.c_uint32)]
+
+
+class _BpfGetIdAttr(ctypes.Structure):
+    _fields_ = [("prog_id", ctypes.c_uint32), ("next_id", ctypes.c_uint32), ("open_flags", ctypes.c_uint32)]
+
+
+class BpfLoadError(OSError):
+    """BPF_PROG_LOAD refused a program; ``log`` holds the verifier's explanation (may be empty)."""
+
+    log = ""
+
+
+def _bpf(command, attr, call):
+    return _check(_libc.syscall(_NR["bpf"], command, ctypes.byref(attr), ctypes.sizeof(attr)), call)
+
+
+def bpf_prog_load(prog_type, instructions, license, expected_attach_type=0, name="", log_size=0):
+    """bpf(BPF_PROG_LOAD): load ``instructions`` (bytes, 8 per instruction); returns the program's fd.
+
+    With ``log_size``, the verifier writes its log into a buffer of that
+    size; a refusal then raises BpfLoadError carrying it. The fd is
+    close-on-exec (the kernel makes it so).
+    """
+    program = ctypes.create_string_buffer(bytes(instructions), len(instructions))
+    license_text = ctypes.create_string_buffer(_encode(license))
+    log = ctypes.create_string_buffer(log_size) if log_size else None
+    attr = _BpfProgLoadAttr(prog_type=prog_type, insn_cnt=len(instructions) // BPF_INSTRUCTION_SIZE,
+                            insns=ctypes.addressof(program), license=ctypes.addressof(license_text),
+                            log_level=1 if log else 0, log_size=log_size,
+                            log_buf=ctypes.addressof(log) if log else 0,
+                            prog_name=_encode(name)[:_BPF_OBJ_NAME_LEN - 1],
+                            expected_attach_type=expected_attach_type)
+    result = _libc.syscall(_NR["bpf"], BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
+    if result == -1:
+        err = ctypes.get_errno()
+        error = BpfLoadError(err, "bpf(BPF_PROG_LOAD, type %d, %d instructions): %s"
+                             % (prog_type, attr.insn_cnt, os.strerror(err)))
+        error.log = log.value.decode("utf-8", "replace").strip() if log else ""
+        raise error
+    return result
+
+
+def bpf_prog_attach(target_fd, prog_fd, attach_type, flags=0):
+    """bpf(BPF_PROG_ATTACH): attach program ``prog_fd`` to ``target_fd`` (for cgroups, the directory's fd)."""
+    _bpf(BPF_PROG_ATTACH, _BpfAttachAttr(target_fd, prog_fd, attach_type, flags),
+         "bpf(BPF_PROG_ATTACH, target %d, program %d, type %d, flags 0x%x)" % (target_fd, prog_fd, attach_type, flags))
+
+
+def bpf_prog_detach(target_fd, prog_fd, attach_type):
+    """bpf(BPF_PROG_DETACH): detach program ``prog_fd`` from ``target_fd``."""
+    _bpf(BPF_PROG_DETACH, _BpfAttachAttr(target_fd, prog_fd, attach_type, 0),
+         "bpf(BPF_PROG_DETACH, target %d, program %d, type %d)" % (target_fd, prog_fd, attach_type))
+
+
+def bpf_prog_query(target_fd, attach_type):
+    """bpf(BPF_PROG_QUERY): ids of the programs of ``attach_type`` attached to ``target_fd`` itself."""
+    capacity = 64
+    while True:
+        ids = (ctypes.c_uint32 * capacity)()
+        attr = _BpfQueryAttr(target_fd=target_fd, attach_type=attach_type, prog_ids=ctypes.addressof(ids),
+                             prog_cnt=capacity)
+        result = _libc.syscall(_NR["bpf"], BPF_PROG_QUERY, ctypes.byref(attr), ctypes.sizeof(attr))
+        if result == -1 and ctypes.get_errno() == errno.ENOSPC and attr.prog_cnt > capacity:
+            capacity = attr.prog_cnt  # more were attached than fit: the kernel said how many
+            continue
+        _check(result, "bpf(BPF_PROG_QUERY, target %d, type %d)" % (target_fd, attach_type))
+        return list(ids[:attr.prog_cnt])
+
+
+def bpf_prog_get_fd_by_id(prog_id):
+    """bpf(BPF_PROG_GET_FD_BY_ID): an fd of the loaded program ``prog_id``."""
+    return _bpf(BPF_PROG_GET_FD_BY_ID, _BpfGetIdAttr(prog_id, 0, 0), "bpf(BPF_PROG_GET_FD_BY_ID, %d)" % prog_id)
 
 
 # seccomp(2) (include/uapi/linux/seccomp.h) and its older prctl(2) spelling.

@@ -20,7 +20,6 @@ UNLIMITED = "max"
 # "512M", "512MB" and "512MiB" are all 512 * 1024 * 1024 bytes.
 _SIZE_FACTORS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
-_FORMAT_SUFFIXES = ("P", "T", "G", "M", "K")
 
 
 class UnitError(ValueError):
@@ -49,17 +48,6 @@ def parse_size(value):
     number, suffix = match.groups()
     # Whole bytes: "1.5K" is 1536, a fraction of a byte is dropped.
     return int(float(number) * _SIZE_FACTORS[suffix.lower()])
-
-
-def format_size(size):
-    """Bytes -> the shortest exact spelling (536870912 -> ``512M``); None -> ``max``."""
-    if size is None:
-        return UNLIMITED
-    for index, suffix in enumerate(_FORMAT_SUFFIXES):
-        factor = 1 << (10 * (len(_FORMAT_SUFFIXES) - index))
-        if size and size % factor == 0:
-            return "%d%s" % (size // factor, suffix)
-    return str(size)
 
 
 def parse_cpus(value):

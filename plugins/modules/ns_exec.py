@@ -33,43 +33,9 @@ description:
   - Runs on the managed host as root. Python 3.8+ standard library only.
 author:
   - handmade.containers maintainers (@handmade)
+extends_documentation_fragment:
+  - handmade.containers.container_options
 options:
-  name:
-    description:
-      - Container name, V([A-Za-z0-9][A-Za-z0-9_.-]*), at most 63 characters.
-      - Required for every O(state) but V(run). Also the default O(hostname).
-    type: str
-  rootfs:
-    description:
-      - Path of the root filesystem on the managed host, for example what
-        M(handmade.containers.rootfs_fetch) extracted.
-      - Required for O(state=run) and O(state=started).
-    type: path
-  command:
-    description:
-      - The program and its arguments, as a list (no shell involved) or a
-        string split like a shell would split it.
-      - A name without C(/) is looked up in the container's C(PATH) inside
-        the rootfs.
-    type: raw
-    default: /bin/sh
-  env:
-    description:
-      - Environment variables for the command. C(PATH) defaults to
-        V(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin),
-        C(HOME) and C(HOSTNAME) are set too.
-      - With O(state=exec), added to the container's own O(env).
-    type: dict
-  workdir:
-    description: Working directory inside the container.
-    type: str
-    default: /
-  user:
-    description:
-      - V(uid[:gid]) or V(name[:group]) (names looked up in the rootfs'
-        C(/etc/passwd) and C(/etc/group)). Default root.
-      - A non-root user keeps O(capabilities) as ambient capabilities.
-    type: str
   state:
     description:
       - V(run) runs O(command) in a fresh container to completion and returns
@@ -97,70 +63,6 @@ options:
   stdin:
     description: Text fed to the command's stdin for V(run) and V(exec) (otherwise stdin is empty).
     type: str
-  stop_timeout:
-    description: Seconds between SIGTERM and SIGKILL when stopping.
-    type: float
-    default: 10
-  namespaces:
-    description:
-      - The namespaces to create. V(mount) is required (the rootfs is
-        pivot_root'ed in it). Leave V(net) out to share the host's network; with
-        it the container has only C(lo), up.
-      - V(user) is refused for now.
-    type: list
-    elements: str
-    default: [pid, mount, uts, ipc, net, cgroup]
-  hostname:
-    description: Hostname inside the container (needs the V(uts) namespace). Default O(name).
-    type: str
-  cgroup:
-    description:
-      - Name of a cgroup made by M(handmade.containers.cgroup), for example
-        V(handmade/web). The container joins it before it runs anything.
-    type: str
-  mounts:
-    description:
-      - Volumes. C(dest) is resolved inside the rootfs the way the container
-        sees it; a C(dest) that climbs out of the rootfs (through C(..) or a
-        symlink) is refused. Missing mount points are created.
-    type: list
-    elements: dict
-    suboptions:
-      src:
-        description: Host path for V(bind) mounts.
-        type: path
-      dest:
-        description: Absolute path inside the container.
-        type: str
-        required: true
-      type:
-        description: V(bind) a host path, or a fresh V(tmpfs).
-        type: str
-        choices: [bind, tmpfs]
-        default: bind
-      readonly:
-        description: Mount it read-only.
-        type: bool
-        default: false
-      options:
-        description: Mount data for V(tmpfs), for example V(size=64m,mode=1777).
-        type: str
-  readonly_rootfs:
-    description: Make the root filesystem read-only inside the container.
-    type: bool
-    default: false
-  capabilities:
-    description:
-      - Capabilities the container keeps (names with or without C(CAP_)).
-        Every other one is dropped from all sets and from the bounding set.
-      - The default is Docker's set of 14.
-    type: list
-    elements: str
-    default: [CHOWN, DAC_OVERRIDE, FSETID, FOWNER, MKNOD, NET_RAW, SETGID, SETUID, SETFCAP, SETPCAP, NET_BIND_SERVICE, SYS_CHROOT, KILL, AUDIT_WRITE]
-  no_new_privileges:
-    description: Set C(PR_SET_NO_NEW_PRIVS), so setuid binaries cannot raise privileges.
-    type: bool
-    default: true
 attributes:
   check_mode:
     support: full
@@ -296,39 +198,28 @@ recreated:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.handmade.containers.plugins.module_utils._capabilities import DEFAULT_CAPABILITIES
-from ansible_collections.handmade.containers.plugins.module_utils._cgroupfs import CgroupError
-from ansible_collections.handmade.containers.plugins.module_utils._runtime import ContainerError, DEFAULT_NAMESPACES
-from ansible_collections.handmade.containers.plugins.module_utils._state import StateError, ensure_state
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import CgroupError
+from ansible_collections.handmade.containers.plugins.module_utils._container import options
+from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
+from ansible_collections.handmade.containers.plugins.module_utils._container.lifecycle import ensure_state
+
+STATES = ["run", "started", "stopped", "absent", "exec"]
+
+
+def argument_spec():
+    """The container options of the option table, and this module's own."""
+    spec = options.argument_spec()
+    spec.update(
+        state=dict(type="str", default="run", choices=STATES),
+        timeout=dict(type="float"),
+        stdin=dict(type="str"),
+    )
+    return spec
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str"),
-            rootfs=dict(type="path"),
-            command=dict(type="raw", default="/bin/sh"),
-            env=dict(type="dict"),
-            workdir=dict(type="str", default="/"),
-            user=dict(type="str"),
-            state=dict(type="str", default="run", choices=["run", "started", "stopped", "absent", "exec"]),
-            timeout=dict(type="float"),
-            stdin=dict(type="str"),
-            stop_timeout=dict(type="float", default=10),
-            namespaces=dict(type="list", elements="str", default=list(DEFAULT_NAMESPACES)),
-            hostname=dict(type="str"),
-            cgroup=dict(type="str"),
-            mounts=dict(type="list", elements="dict", options=dict(
-                src=dict(type="path"),
-                dest=dict(type="str", required=True),
-                type=dict(type="str", default="bind", choices=["bind", "tmpfs"]),
-                readonly=dict(type="bool", default=False),
-                options=dict(type="str"),
-            )),
-            readonly_rootfs=dict(type="bool", default=False),
-            capabilities=dict(type="list", elements="str", default=list(DEFAULT_CAPABILITIES)),
-            no_new_privileges=dict(type="bool", default=True),
-        ),
+        argument_spec=argument_spec(),
         required_if=[
             ("state", "run", ("rootfs",)),
             ("state", "started", ("name", "rootfs")),
@@ -340,7 +231,7 @@ def main():
     )
     try:
         result = ensure_state(module.params, check_mode=module.check_mode)
-    except (ContainerError, StateError, CgroupError) as exc:
+    except (ContainerError, CgroupError) as exc:
         module.fail_json(msg=str(exc))
     if not module._diff:
         result.pop("diff", None)

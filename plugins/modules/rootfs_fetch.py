@@ -241,7 +241,7 @@ elapsed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.handmade.containers.plugins.module_utils._rootfs import RootfsError, fetch_rootfs
+from ansible_collections.handmade.containers.plugins.module_utils._rootfs import DEFAULT_CACHE_DIR, RootfsError, fetch_rootfs
 
 
 def main():
@@ -257,7 +257,7 @@ def main():
             verify_signature=dict(type="bool", default=False),
             gpg_key=dict(type="str", no_log=False),  # a public key's path or URL, not a secret
             gpg_fingerprint=dict(type="str"),
-            cache_dir=dict(type="path", default="/var/cache/handmade-containers"),
+            cache_dir=dict(type="path", default=DEFAULT_CACHE_DIR),
             force=dict(type="bool", default=False),
             allow_devices=dict(type="bool", default=False),
             validate_certs=dict(type="bool", default=True),

@@ -16,7 +16,7 @@ works only through this interface:
 * limits: ``available(limit)``, ``read_limits()``,
   ``write_limit(limit, value, inputs)``, ``normalise(limit, value, inputs)``
 * counters: ``stats()``, and ``cpuset_bounds()`` for validation
-* devices: ``set_device_rules(rules)``, reserved (see there)
+* devices: ``set_device_rules(rules)``
 
 A driver subclass provides the version-specific hooks: ``_make``,
 ``available``, ``directory_of``, ``cpuset_bounds``, ``_kill_at_once`` and
@@ -315,18 +315,20 @@ class CgroupDriver:
         result["procs"] = sorted(self.pids())
         return result
 
-    # -- devices (reserved) -------------------------------------------------
+    # -- devices ------------------------------------------------------------
 
     def set_device_rules(self, rules):
-        """Reserved for a device allowlist: make ``rules`` the only devices the processes may open.
+        """Make ``rules`` (_devices.DeviceRule, allow rules) the only devices the processes may use.
 
-        Not implemented yet. v1 would write the rules to the devices
-        hierarchy (``devices.deny`` "a", then one ``devices.allow`` write per
-        rule: the kernel applies only the first rule of a write); v2 would
-        attach a BPF_PROG_TYPE_CGROUP_DEVICE program to the cgroup's
-        directory.
+        Whatever no rule allows is refused: opening a node of it (EPERM) and,
+        unless a rule allows ``m``, mknod of one. Calling again replaces the
+        rules. The cgroup must exist. v1 writes the devices hierarchy's
+        ``devices.deny`` and ``devices.allow`` (v1.py); v2 attaches a
+        BPF_PROG_TYPE_CGROUP_DEVICE program to the cgroup's directory
+        (v2.py). Both are built in devices.py; _devices.allowed_rules gives
+        Docker's default list. Raises CgroupError.
         """
-        raise NotImplementedError("device rules are not implemented for cgroup %s yet" % self.version)
+        raise NotImplementedError("device rules are not implemented for cgroup %s" % self.version)
 
 
 def unique(items):

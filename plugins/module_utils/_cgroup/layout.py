@@ -131,6 +131,39 @@ def v1_hierarchies(mounts, root=DEFAULT_ROOT):
     return hierarchies
 
 
+def other_hierarchies(mounts, root=DEFAULT_ROOT):
+    """Every other cgroup hierarchy under ``root``, keyed as /proc/<pid>/cgroup names them.
+
+    The controllers the project does not limit with (``perf_event``,
+    ``net_cls``, ``hugetlb`` ...), named hierarchies (``name=systemd``) and a
+    hybrid host's cgroup2 tree (``unified``). A container is placed in a
+    cgroup of its own in these too: its cgroup namespace is rooted there, so
+    no hierarchy shows it a cgroup outside its own subtree.
+    """
+    known = set(v1_hierarchies(mounts, root).values())
+    hierarchies = {}
+    prefix = root.rstrip("/") + "/"
+    for mount in mounts:
+        point = mount["mount_point"]
+        if not point.startswith(prefix) or point in known:
+            continue
+        if mount["fstype"] == "cgroup2":
+            hierarchies.setdefault("unified", point)
+        elif mount["fstype"] == "cgroup":
+            for option in sorted(mount["super_options"]):
+                if option.startswith("name=") or option in _V1_SUBSYSTEMS:
+                    hierarchies.setdefault(option, point)
+    return hierarchies
+
+
+# Every v1 controller the kernel has (kernel/cgroup/cgroup.c, cgroup_subsys.h):
+# the other words in a cgroup mount's options are flags, not controllers.
+_V1_SUBSYSTEMS = frozenset((
+    "cpuset", "cpu", "cpuacct", "io", "blkio", "memory", "devices", "freezer", "net_cls", "perf_event",
+    "net_prio", "hugetlb", "pids", "rdma", "misc", "debug",
+))
+
+
 # --------------------------------------------------------------------------
 # Names
 # --------------------------------------------------------------------------

@@ -3,17 +3,24 @@
 """The cgroup v1 driver: one directory per controller hierarchy.
 
 Used on legacy hosts and on hybrid ones, where the v1 hierarchies hold the
-controllers. The cgroup is made in every hierarchy the host mounts for the
-project's controllers (layout.V1_CONTROLLERS), so a limit added later never
-has to move the processes inside. Co-mounted controllers (``cpu,cpuacct``)
+controllers. The cgroup is made in every hierarchy the host mounts: those of
+the project's controllers (layout.V1_CONTROLLERS), so a limit added later
+never has to move the processes inside, and every other one (devices,
+perf_event, name=systemd, a hybrid host's cgroup2 tree), so a container has
+a cgroup of its own everywhere. Co-mounted controllers (``cpu,cpuacct``)
 share one directory.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import os
 
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.devices import (
+    v1_devices_hierarchy,
+    write_v1_rules,
+)
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.driver import CgroupDriver, Freezer, unique
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.files import (
@@ -21,7 +28,11 @@ from ansible_collections.handmade.containers.plugins.module_utils._cgroup.files 
     read_text,
     write_text,
 )
-from ansible_collections.handmade.containers.plugins.module_utils._cgroup.layout import read_mountinfo, v1_hierarchies
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.layout import (
+    other_hierarchies,
+    read_mountinfo,
+    v1_hierarchies,
+)
 
 
 class V1Cgroup(CgroupDriver):
@@ -30,10 +41,19 @@ class V1Cgroup(CgroupDriver):
     version = "v1"
 
     def __init__(self, name, root, layout):
-        hierarchies = v1_hierarchies(read_mountinfo(), root)
+        mounts = read_mountinfo()
+        hierarchies = v1_hierarchies(mounts, root)
         if not hierarchies:
             raise CgroupError("no cgroup v1 hierarchy is mounted under %s: mount the controllers, "
                               "or use version: v2 on a v2 host" % root)
+        # The devices hierarchy holds the device allowlist (set_device_rules);
+        # every other hierarchy (perf_event, name=systemd, a hybrid host's
+        # cgroup2 tree ...) gets the cgroup too, so that a container's cgroup
+        # namespace is rooted in a cgroup of its own everywhere. The cgroup is
+        # made, joined and removed there like in the others.
+        hierarchies.update(v1_devices_hierarchy(mounts, root))
+        for key, mount in other_hierarchies(mounts, root).items():
+            hierarchies.setdefault(key, mount)
         CgroupDriver.__init__(self, name, root, layout, hierarchies)
 
     def directory_of(self, controller):
@@ -74,6 +94,34 @@ class V1Cgroup(CgroupDriver):
 
     def _kill_at_once(self):
         return False  # v1 has no cgroup.kill
+
+    # -- devices ------------------------------------------------------------
+
+    def set_device_rules(self, rules):
+        """devices.deny "a", then one devices.allow write per rule, in the devices hierarchy.
+
+        create() makes the cgroup there; a cgroup made before the devices
+        hierarchy was one of its own gets the directory now, and its
+        processes are moved in, so the rules hold for them too.
+        """
+        mount = self.hierarchies.get("devices")
+        if mount is None:
+            raise CgroupError("devices cannot be limited on this host: no cgroup v1 devices hierarchy is mounted "
+                              "under %s (mount -t cgroup -o devices cgroup %s/devices)" % (self.root, self.root))
+        if not self.exists():
+            raise CgroupError("cgroup %r does not exist on this host: create it first with "
+                              "handmade.containers.cgroup" % self.name)
+        directory = self.directory_of("devices")
+        created = []
+        self._make_path(mount, created, copy_cpuset=False)
+        if created:
+            for pid in sorted(self.pids()):
+                try:
+                    write_text(os.path.join(directory, "cgroup.procs"), str(pid))
+                except (IOError, OSError) as exc:
+                    if exc.errno != errno.ESRCH:  # exited meanwhile: nothing left to confine
+                        raise CgroupError("cannot move process %d into %s: %s" % (pid, directory, exc.strerror))
+        write_v1_rules(directory, rules)
 
     def _freezer(self):
         directory = self.paths.get("freezer")

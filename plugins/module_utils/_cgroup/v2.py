@@ -16,6 +16,7 @@ __metaclass__ = type
 import errno
 import os
 
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.devices import attach_device_filter
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.driver import CgroupDriver, Freezer
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.files import (
@@ -113,6 +114,19 @@ class V2Cgroup(CgroupDriver):
             return None
         events = os.path.join(self.directory, "cgroup.events")
         return Freezer(control, "1", "0", lambda: parse_flat_keyed(read_or_none(events)).get("frozen") == 1)
+
+    # -- devices ------------------------------------------------------------
+
+    def set_device_rules(self, rules):
+        """A BPF_PROG_TYPE_CGROUP_DEVICE program for ``rules``, attached to the cgroup's directory.
+
+        It replaces the program an earlier call attached. The program lives
+        as long as the cgroup: removing the cgroup frees it.
+        """
+        if not os.path.isdir(self.directory):
+            raise CgroupError("cgroup %r does not exist on this host: create it first with "
+                              "handmade.containers.cgroup" % self.name)
+        attach_device_filter(self.directory, rules)
 
 
 def _enabling_refused(controller, directory, exc):

@@ -12,19 +12,34 @@ from ansible_collections.handmade.containers.plugins.module_utils import _syscal
 
 
 @pytest.mark.parametrize("machine, expected", [
-    ("x86_64", {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13}),
+    ("x86_64", {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13,
+                "mount_setattr": 442}),
     ("amd64", {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437, "rt_sigaction": 13}),
-    ("aarch64", {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134}),
+    ("aarch64", {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134,
+                 "mount_setattr": 442}),
     ("ARM64", {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437, "rt_sigaction": 134}),
 ])
 def test_syscall_numbers_per_architecture(machine, expected):
-    assert _syscalls.syscall_numbers(machine) == expected
+    table = _syscalls.syscall_numbers(machine)
+    assert dict((call, table[call]) for call in expected) == expected
+
+
+def test_both_architectures_know_the_same_calls():
+    assert set(_syscalls.SYSCALL_NUMBERS["x86_64"]) == set(_syscalls.SYSCALL_NUMBERS["aarch64"])
 
 
 def test_unknown_architecture_is_named_in_the_error():
-    with pytest.raises(OSError) as caught:
+    with pytest.raises(_syscalls.UnsupportedArchitecture) as caught:
         _syscalls.syscall_numbers("riscv64")
     assert "riscv64" in str(caught.value) and "x86_64" in str(caught.value)
+    assert isinstance(caught.value, OSError) and caught.value.errno == errno.ENOSYS
+
+
+def test_numbers_are_looked_up_at_the_first_call_not_at_import(monkeypatch):
+    lazy = _syscalls._SyscallNumbers()
+    monkeypatch.setattr(_syscalls.os, "uname", lambda: type("uname", (), {"machine": "riscv64"})())
+    with pytest.raises(_syscalls.UnsupportedArchitecture):
+        lazy["pivot_root"]
 
 
 def test_namespace_flags_match_proc_names():

@@ -9,7 +9,6 @@ import pytest
 from ansible_collections.handmade.containers.plugins.module_utils._units import (
     UnitError,
     format_cpu_list,
-    format_size,
     parse_count,
     parse_cpu_list,
     parse_cpus,
@@ -50,18 +49,6 @@ def test_parse_size_message_names_value_and_fix():
     with pytest.raises(UnitError) as caught:
         parse_size("12XB")
     assert "12XB" in str(caught.value) and "512M" in str(caught.value)
-
-
-@pytest.mark.parametrize("size, expected", [
-    (512 << 20, "512M"), (1 << 30, "1G"), (1536, "1536"), (3 << 29, "1536M"), (4096, "4K"), (0, "0"), (None, "max"),
-])
-def test_format_size(size, expected):
-    assert format_size(size) == expected
-
-
-@pytest.mark.parametrize("size", [1, 4096, 268435456, 3 << 29, 123456789, 1 << 40])
-def test_format_size_round_trips(size):
-    assert parse_size(format_size(size)) == size
 
 
 @pytest.mark.parametrize("value, expected", [("0.5", 0.5), (0.5, 0.5), (2, 2.0), ("1.25", 1.25), ("max", None)])

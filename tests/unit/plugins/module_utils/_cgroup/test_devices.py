@@ -285,7 +285,7 @@ def fake_v1_host(monkeypatch, tmp_path, with_devices=True):
     text = "".join(line.replace("/sys/fs/cgroup", str(tmp_path)) + "\n" for line in MOUNTINFO.splitlines()
                    if with_devices or "devices" not in line)
     monkeypatch.setattr(v1_module, "read_mountinfo", lambda: parse_mountinfo(text))
-    for controller in ("memory", "devices"):
+    for controller in ("memory", "devices", "unified"):
         (tmp_path / controller).mkdir()
     return V1Cgroup("handmade/web1", str(tmp_path), "hybrid")
 
@@ -293,7 +293,8 @@ def fake_v1_host(monkeypatch, tmp_path, with_devices=True):
 def test_the_v1_cgroup_lives_in_the_devices_hierarchy_too(monkeypatch, tmp_path):
     cgroup = fake_v1_host(monkeypatch, tmp_path)
     assert cgroup.paths == {"memory": str(tmp_path / "memory/handmade/web1"),
-                            "devices": str(tmp_path / "devices/handmade/web1")}
+                            "devices": str(tmp_path / "devices/handmade/web1"),
+                            "unified": str(tmp_path / "unified/handmade/web1")}
     cgroup.create()
     assert (tmp_path / "devices/handmade/web1").is_dir()
 

@@ -12,6 +12,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._cgroup.layout
     detect_layout,
     filesystem_type,
     parse_mountinfo,
+    other_hierarchies,
     resolve_version,
     unified_mount,
     v1_hierarchies,
@@ -50,6 +51,16 @@ def test_v1_hierarchies_share_comounted_directory_and_ignore_mounts_elsewhere():
         "pids": "/sys/fs/cgroup/pids",
         "cpuset": "/sys/fs/cgroup/cpuset",
     }
+
+
+def test_every_other_hierarchy_is_keyed_as_proc_cgroup_names_it():
+    assert other_hierarchies(parse_mountinfo(DEBIAN_V1_MOUNTINFO)) == {
+        "unified": "/sys/fs/cgroup/unified",
+        "name=systemd": "/sys/fs/cgroup/systemd",
+        "net_cls": "/sys/fs/cgroup/net_cls,net_prio",
+        "net_prio": "/sys/fs/cgroup/net_cls,net_prio",
+    }
+    assert other_hierarchies(parse_mountinfo(UNIFIED_MOUNTINFO)) == {}
 
 
 def test_v1_hierarchies_none_on_unified_host():

@@ -8,12 +8,12 @@ import os
 
 import pytest
 
-from ansible_collections.handmade.containers.plugins.module_utils._state import (
+from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
+from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
+    RECORD_FORMAT,
     ContainerRecord,
     StateDir,
-    StateError,
     config_digest,
-    ensure_state,
     find_strays,
     parse_start_time,
     process_start_time,
@@ -82,17 +82,23 @@ def test_strays_are_found_by_their_stdin_fifo(tmp_path):
     assert sorted(find_strays(state_dir, str(proc))) == [10, 11]
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"state": "started"}, "needs a name"),
-    ({"state": "exec", "name": "bad/name"}, "invalid container name"),
-])
-def test_named_states_validate_the_name(params, message, tmp_path):
-    with pytest.raises(Exception) as caught:
-        ensure_state(params, state_root=str(tmp_path))
-    assert message in str(caught.value)
+def test_a_record_carries_its_format_and_a_newer_one_is_refused(tmp_path):
+    state_dir = StateDir("web", str(tmp_path))
+    os.makedirs(state_dir.path)
+    state_dir.write(ContainerRecord(name="web", pid=12, start_time=34))
+    with open(state_dir.record_path) as handle:
+        assert '"format": %d' % RECORD_FORMAT in handle.read()
+    with open(state_dir.record_path, "w") as handle:
+        handle.write('{"format": %d, "name": "web", "pid": 12}' % (RECORD_FORMAT + 1))
+    with pytest.raises(ContainerError) as caught:
+        state_dir.read()
+    assert "newer than this collection reads" in str(caught.value)
 
 
-def test_exec_on_a_missing_container_says_to_start_it(tmp_path):
-    with pytest.raises(StateError) as caught:
-        ensure_state({"state": "exec", "name": "ghost"}, state_root=str(tmp_path))
-    assert "ghost is not running" in str(caught.value) and "state=started" in str(caught.value)
+def test_a_record_without_a_format_is_the_first_one(tmp_path):
+    state_dir = StateDir("web", str(tmp_path))
+    os.makedirs(state_dir.path)
+    with open(state_dir.record_path, "w") as handle:
+        handle.write('{"name": "web", "pid": 12, "start_time": 34, "config": {"workdir": "/srv"}}')
+    record = state_dir.read()
+    assert record.format == 1 and record.pid == 12 and record.config == {"workdir": "/srv"}

@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright: handmade.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # The container options of plugins/module_utils/_container/options.py,
+    # as every module that starts containers documents them. The table is
+    # the source: tests/unit/plugins/doc_fragments/test_container_options.py
+    # keeps this text equal to it (regenerate with
+    # `python -m tests.unit.plugins.doc_fragments.test_container_options`).
+    DOCUMENTATION = r"""
+options:
+  name:
+    description:
+      - Container name, V([A-Za-z0-9][A-Za-z0-9_.-]*), at most 63 characters.
+      - Required for every O(state) but V(run). Also the default O(hostname).
+    type: str
+  rootfs:
+    description:
+      - Path of the root filesystem on the managed host, for example what M(handmade.containers.rootfs_fetch) extracted.
+      - Required for O(state=run) and O(state=started).
+    type: path
+  command:
+    description:
+      - The program and its arguments, as a list (no shell involved) or a string split like a shell would split
+        it.
+      - A name without C(/) is looked up in the container's C(PATH) inside the rootfs.
+    type: raw
+    default: /bin/sh
+  env:
+    description:
+      - Environment variables for the command. C(PATH) defaults to V(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin),
+        C(HOME) and C(HOSTNAME) are set too.
+      - With O(state=exec), added to the environment the container was started with.
+    type: dict
+  workdir:
+    description:
+      - Working directory inside the container. Default V(/).
+      - With O(state=exec), the working directory the container was started with unless given.
+    type: str
+  user:
+    description:
+      - V(uid[:gid]) or V(name[:group]) (names looked up in the rootfs' C(/etc/passwd) and C(/etc/group)). Default
+        root.
+      - A non-root user keeps O(capabilities) as ambient capabilities.
+      - With O(state=exec), the user the container was started with unless given.
+    type: str
+  hostname:
+    description:
+      - Hostname inside the container (needs the V(uts) namespace). Default O(name).
+    type: str
+  namespaces:
+    description:
+      - The namespaces to create. V(mount) is required (the rootfs is pivot_root'ed in it). Leave V(net) out to
+        share the host's network; with it the container has only C(lo), up.
+      - V(user) is refused for now.
+    type: list
+    elements: str
+    default:
+      - pid
+      - mount
+      - uts
+      - ipc
+      - net
+      - cgroup
+  cgroup:
+    description:
+      - Name of a cgroup made by M(handmade.containers.cgroup), for example V(handmade/web). The container joins
+        it before it runs anything.
+    type: str
+  mounts:
+    description:
+      - Volumes. C(dest) is resolved inside the rootfs the way the container sees it; a C(dest) that climbs out
+        of the rootfs (through C(..) or a symlink) is refused. Missing mount points are created.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      src:
+        description:
+          - Host path for V(bind) mounts.
+        type: path
+      dest:
+        description:
+          - Absolute path inside the container.
+        type: str
+        required: true
+      type:
+        description:
+          - V(bind) a host path, or a fresh V(tmpfs).
+        type: str
+        choices:
+          - bind
+          - tmpfs
+        default: bind
+      readonly:
+        description:
+          - 'Mount it read-only, all the way down: mounts below O(mounts[].src) on the host are read-only inside
+            too.'
+        type: bool
+        default: false
+      options:
+        description:
+          - Mount data for V(tmpfs), for example V(size=64m,mode=1777).
+        type: str
+  readonly_rootfs:
+    description:
+      - Make the root filesystem read-only inside the container, all the way down (mounts below the rootfs on the
+        host are read-only inside too). C(/dev), C(/dev/shm) and tmpfs volumes stay writable.
+    type: bool
+    default: false
+  capabilities:
+    description:
+      - Capabilities the container keeps (names with or without C(CAP_)). Every other one is dropped from all sets
+        and from the bounding set.
+      - The default is Docker's set of 14.
+    type: list
+    elements: str
+    default:
+      - CHOWN
+      - DAC_OVERRIDE
+      - FSETID
+      - FOWNER
+      - MKNOD
+      - NET_RAW
+      - SETGID
+      - SETUID
+      - SETFCAP
+      - SETPCAP
+      - NET_BIND_SERVICE
+      - SYS_CHROOT
+      - KILL
+      - AUDIT_WRITE
+  no_new_privileges:
+    description:
+      - Set C(PR_SET_NO_NEW_PRIVS), so setuid binaries cannot raise privileges.
+    type: bool
+    default: true
+  seccomp:
+    description:
+      - The seccomp filter installed right before the command runs, in every process of the container (O(state=exec)
+        included).
+      - 'V(default) is Docker''s default profile: an allowlist of system calls, everything else fails with C(EPERM);
+        namespaces, mounts, the kernel keyring, BPF, kernel modules, userfaultfd and C(AF_VSOCK) sockets are refused
+        unless O(capabilities) keeps the capability Docker asks for. Calls of another architecture (32-bit C(int
+        0x80) on x86_64) kill the process.'
+      - V(unconfined) installs none. An absolute path names a profile in Docker's JSON format on the managed host.
+    type: str
+    default: default
+  devices:
+    description:
+      - 'Host devices the container may use, as C(docker run --device) takes them: V(/dev/fuse), V(/dev/net/tun),
+        V(/dev/loop7:rw), V(/dev/sdb:/dev/xvdb:rwm) (host path, path inside, access), or a dict with C(path), C(container_path)
+        and C(access), or C(type), C(major), C(minor) and C(access) for a rule alone.'
+      - 'Every other device stays refused: the container''s cgroup denies all devices but Docker''s set (null, zero,
+        full, random, urandom, tty, console, ptmx, the ptys, /dev/net/tun), through the v1 devices controller or,
+        on cgroup v2, a BPF device program. Making a node (mknod) is allowed, opening it is not.'
+    type: list
+    elements: raw
+    default: []
+  stop_timeout:
+    description:
+      - Seconds between SIGTERM and SIGKILL when stopping. Default V(10).
+      - 'Recorded with a started container: O(state=stopped) and O(state=absent) use the value it was started with
+        unless the task gives one, as C(docker stop) does.'
+    type: float
+"""

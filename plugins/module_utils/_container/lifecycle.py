@@ -1,0 +1,258 @@
+# -*- coding: utf-8 -*-
+# Copyright: handmade.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Named containers: bring one to the state a task asks for.
+
+``ensure_state(params)`` is what ns_exec does: ``run`` (``docker run
+--rm``), ``started`` (``docker run -d``, recreated when a setting that
+defines it changed), ``stopped``, ``absent`` and ``exec`` (``docker
+exec``, with the settings the container was started with unless the task
+gives its own). Whether a container runs is read from the kernel on every
+call (record.py), so a dead PID 1, a reboot, a removed state directory or
+an interrupted start all converge on the next run.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import time
+
+from ansible_collections.handmade.containers.plugins.module_utils._container import (
+    launch,
+    options,
+    placement as placement_,
+    spec as spec_,
+)
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
+from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
+from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
+    RECORD_FORMAT,
+    STATE_ROOT,
+    ContainerRecord,
+    StateDir,
+    config_digest,
+    find_strays,
+    lock_state_root,
+    process_start_time,
+    stop_process_tree,
+)
+
+
+def _kill_strays(state_dir):
+    strays = find_strays(state_dir)
+    for pid in strays:
+        start_time = process_start_time(pid)
+        if start_time is not None:
+            stop_process_tree(pid, start_time, 0)
+    return strays
+
+
+def _describe(record):
+    if record is None:
+        return {"state": "absent"}
+    running = record.is_running()
+    return {"state": "started" if running else "stopped", "pid": record.pid if running else None,
+            "config": _defining(record.config)}
+
+
+def _defining(config):
+    """The settings shown in a diff: those that define the container."""
+    return options.digest_input(config or {})
+
+
+def _container_facts(record, state_dir, state):
+    running = record is not None and record.is_running()
+    config = record.config if record is not None else {}
+    facts = {"state": state, "name": state_dir.name, "log_path": state_dir.log_path if record else None,
+             "cgroup": _cgroup_of(record), "hostname": config.get("hostname")}
+    if running:
+        facts.update(pid=record.pid, namespaces=launch.namespace_ids(record.pid),
+                     enter_command=launch.enter_command(record.pid, _namespace_names(config)))
+    else:
+        facts.update(pid=None, namespaces={}, enter_command=None)
+    return facts
+
+
+def _cgroup_of(record):
+    """The cgroup a recorded container runs in (records of format 1 knew only the option)."""
+    if record is None:
+        return None
+    return record.cgroup or (record.config or {}).get("cgroup")
+
+
+def _placement_of(record):
+    return placement_.reopen(_cgroup_of(record), bool(record.cgroup_owned)) if record is not None else None
+
+
+def _remove_own_cgroup(record, stop_timeout):
+    """The cgroup made for the container alone goes with it, and whatever still runs in it."""
+    if record is not None and record.cgroup_owned and record.cgroup:
+        try:
+            placement = _placement_of(record)
+        except CgroupError:
+            return  # already gone
+        placement.remove(timeout=max(stop_timeout, 10.0))
+
+
+def _namespace_names(config):
+    return config.get("namespaces") or list(options.DEFAULT_NAMESPACES)
+
+
+def _start(spec, state_dir):
+    stdin_fd, log_fd = state_dir.prepare()
+    config = spec.config()
+    placement = None
+
+    def record_before_start(pid):
+        # Recorded before the child may run anything: if this process dies
+        # now, the child reads EOF instead of "go" and exits untouched.
+        try:
+            state_dir.write(ContainerRecord(
+                format=RECORD_FORMAT, name=spec.name, pid=pid, start_time=process_start_time(pid),
+                config_digest=config_digest(config), config=spec.settings,
+                log_path=state_dir.log_path, created=time.time(),
+                cgroup=placement.name, cgroup_owned=placement.owned))
+        except OSError as exc:
+            raise ContainerError("cannot record container %s in %s: %s (is /run full or read-only?)"
+                                 % (spec.name, state_dir.record_path, exc))
+
+    try:
+        placement = placement_.prepare(spec)
+        return launch.start_detached(spec, stdin_fd, log_fd, cgroup=placement.cgroup,
+                                     before_start=record_before_start)
+    except BaseException:
+        # A container that never ran leaves no state behind.
+        if placement is not None:
+            placement.remove()
+        state_dir.remove()
+        raise
+    finally:
+        os.close(stdin_fd)
+        os.close(log_fd)
+
+
+def ensure_state(params, check_mode=False, state_root=STATE_ROOT):
+    """Bring container ``params['name']`` to ``params['state']``; return the result dict."""
+    state = params.get("state") or "run"
+    if state == "run":
+        return _run(params, check_mode)
+    name = params.get("name")
+    if not name:
+        raise ContainerError("state=%s needs a name: the container is tracked by it" % state)
+    spec_.check_name(name)
+    state_dir = StateDir(name, state_root)
+    if state == "exec":
+        return _exec(params, state_dir, check_mode)
+    if state not in ("started", "stopped", "absent"):
+        raise ContainerError("unknown state %r: use run, started, stopped, absent or exec" % state)
+    if check_mode:
+        # Check mode changes nothing, so it takes no lock and creates no directory.
+        return _converge(params, state, state_dir, check_mode)
+    lock_fd = lock_state_root(state_root)
+    try:
+        return _converge(params, state, state_dir, check_mode)
+    finally:
+        os.close(lock_fd)
+
+
+def _stop_timeout(params, record):
+    """The task's stop_timeout, else the one the container was started with, else the default."""
+    if params.get("stop_timeout") is not None:
+        return float(params["stop_timeout"])
+    recorded = (record.config or {}).get("stop_timeout") if record is not None else None
+    return float(options.DEFAULT_STOP_TIMEOUT if recorded is None else recorded)
+
+
+def _converge(params, state, state_dir, check_mode):
+    record = state_dir.read()
+    running = record is not None and record.is_running()
+    before = _describe(record)
+    if state == "started":
+        return _converge_started(params, state_dir, record, running, before, check_mode)
+
+    stop_timeout = _stop_timeout(params, record)
+    strays = [pid for pid in find_strays(state_dir) if not (running and pid == record.pid)]
+    changed = running or bool(strays) or (state == "absent" and state_dir.exists())
+    if state == "absent" or record is None:
+        after = {"state": "absent"}
+    else:
+        after = dict(before, state="stopped", pid=None)
+    if check_mode or not changed:
+        facts = _container_facts(record, state_dir, after["state"])
+        facts.update(changed=changed, diff={"before": before, "after": after})
+        return facts
+    if running:
+        stop_process_tree(record.pid, record.start_time, stop_timeout)
+    _kill_strays(state_dir)
+    if state == "absent":
+        _remove_own_cgroup(record, stop_timeout)
+        state_dir.remove()
+        record = None
+    facts = _container_facts(record, state_dir, after["state"])
+    facts.update(changed=True, diff={"before": before, "after": after})
+    return facts
+
+
+def _converge_started(params, state_dir, record, running, before, check_mode):
+    spec = spec_.build_spec(options.settings(params), create_mount_points=not check_mode)
+    digest = config_digest(spec.config())
+    if running and record.config_digest == digest:
+        return dict(_container_facts(record, state_dir, "started"), changed=False,
+                    diff={"before": before, "after": before})
+    after = {"state": "started", "pid": None, "config": spec.config()}
+    if check_mode:
+        return {"changed": True, "state": "started", "name": state_dir.name,
+                "diff": {"before": before, "after": after}}
+    if running:
+        # Another config: recreate, as docker_container does.
+        stop_process_tree(record.pid, record.start_time, _stop_timeout(params, record))
+    _kill_strays(state_dir)
+    _start(spec, state_dir)
+    record = state_dir.read()
+    result = dict(_container_facts(record, state_dir, "started"), changed=True, recreated=running)
+    result["diff"] = {"before": before, "after": _describe(record)}
+    return result
+
+
+def _run(params, check_mode):
+    spec = spec_.build_spec(options.settings(params), create_mount_points=not check_mode)
+    facts = {"state": "run", "name": spec.name, "hostname": spec.hostname, "cgroup": spec.cgroup,
+             "log_path": None, "enter_command": None}
+    if check_mode:
+        # Running the command is the change; its results cannot be predicted.
+        return dict(facts, changed=True, rc=None, stdout="", stderr="", oom_killed=False,
+                    elapsed=0.0, pid=None, namespaces={})
+    placement = placement_.prepare(spec)
+    try:
+        result = launch.run_container(spec, stdin_data=params.get("stdin"), timeout=params.get("timeout"),
+                                      cgroup=placement.cgroup)
+    finally:
+        # Like docker run --rm: nothing of the container stays, not even a
+        # process that left its session.
+        placement.remove()
+    return dict(facts, changed=True, **result)
+
+
+def _exec(params, state_dir, check_mode):
+    record = state_dir.read()
+    if record is None or not record.is_running():
+        raise ContainerError("container %s is not running: start it with state=started before exec"
+                             % state_dir.name)
+    if check_mode:
+        return dict(_container_facts(record, state_dir, "exec"), changed=True, rc=None, stdout="",
+                    stderr="", oom_killed=False, timed_out=False, elapsed=0.0)
+    # The container's volumes are already mounted in its namespace: exec
+    # neither mounts nor re-checks them.
+    started_with = dict(record.config or {}, name=state_dir.name, mounts=[])
+    spec = spec_.build_spec(options.settings(params, started_with=started_with),
+                            create_mount_points=False, lookup_root="/proc/%d/root" % record.pid)
+    placement = _placement_of(record)
+    result = launch.exec_in_container(record.pid, spec, stdin_data=params.get("stdin"),
+                                      timeout=params.get("timeout"),
+                                      cgroup=placement.cgroup if placement is not None else None,
+                                      is_same_process=record.is_running)
+    facts = _container_facts(record, state_dir, "started")
+    facts.update(result)
+    facts.update(changed=True, state="exec")
+    return facts

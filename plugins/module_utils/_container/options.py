@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright: handmade.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Container settings as data: one row per option.
+
+Every setting a container can have is one ``Option`` row of ``OPTIONS``.
+A row knows its Ansible type, its one default, its documentation, whether
+it is part of the config digest (a change recreates the container) and what
+``exec`` does with it:
+
+* ``EXEC_TASK``: exec uses the task's value (the command);
+* ``EXEC_MERGE``: the task's value is merged over the container's (env);
+* ``EXEC_INHERIT``: the task's value if given, else the container's (workdir, user);
+* ``EXEC_FIXED``: always the container's; exec cannot change it (namespaces,
+  capabilities: ``docker exec`` joins what the container has).
+
+Modules build their argument_spec from the table (``argument_spec()``), the
+doc fragment ``handmade.containers.container_options`` repeats its
+documentation (a unit test keeps the two equal), ``settings()`` applies the
+defaults, and ``spec.build_spec`` turns the settings into a launchable
+spec. Adding an option is adding a row here plus the code that uses it.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.handmade.containers.plugins.module_utils._capabilities import DEFAULT_CAPABILITIES
+
+EXEC_TASK = "task"
+EXEC_MERGE = "merge"
+EXEC_INHERIT = "inherit"
+EXEC_FIXED = "fixed"
+
+DEFAULT_NAMESPACES = ("pid", "mount", "uts", "ipc", "net", "cgroup")
+DEFAULT_STOP_TIMEOUT = 10.0
+
+
+class Option:
+    """One container setting.
+
+    ``default`` is the only default of the setting. Options that ``exec``
+    may take from the container (``EXEC_INHERIT``, ``EXEC_MERGE``) keep it
+    out of the argument_spec, so that a task which leaves them out can be
+    told from one that asks for the default; ``settings()`` applies it.
+    """
+
+    def __init__(self, name, type, description, default=None, elements=None, choices=None,
+                 suboptions=None, digest=True, on_exec=EXEC_FIXED):
+        self.name = name
+        self.type = type
+        self.description = description
+        self.default = default
+        self.elements = elements
+        self.choices = choices
+        self.suboptions = suboptions
+        self.digest = digest
+        self.on_exec = on_exec
+
+    @property
+    def argument_default(self):
+        """The default the argument_spec (and so the documentation) carries."""
+        if self.on_exec in (EXEC_INHERIT, EXEC_MERGE):
+            return None
+        return self.default
+
+    def argument(self):
+        """This row as an AnsibleModule argument_spec entry."""
+        entry = {"type": self.type}
+        for key, value in (("elements", self.elements), ("choices", self.choices),
+                           ("default", _copy(self.argument_default))):
+            if value is not None:
+                entry[key] = list(value) if isinstance(value, tuple) else value
+        if self.suboptions:
+            entry["options"] = dict((sub.name, sub.argument()) for sub in self.suboptions)
+        return entry
+
+    def documentation(self):
+        """This row as the option's entry in the module documentation."""
+        entry = {"description": list(self.description), "type": self.type}
+        for key, value in (("elements", self.elements), ("choices", self.choices),
+                           ("default", _copy(self.argument_default))):
+            if value is not None:
+                entry[key] = list(value) if isinstance(value, tuple) else value
+        if self.required:
+            entry["required"] = True
+        if self.suboptions:
+            entry["suboptions"] = dict((sub.name, sub.documentation()) for sub in self.suboptions)
+        return entry
+
+    required = False
+
+
+class SubOption(Option):
+    """An option of a list of dicts (a volume's dest, type, ...)."""
+
+    def __init__(self, name, type, description, default=None, choices=None, required=False):
+        Option.__init__(self, name, type, description, default=default, choices=choices)
+        self.required = required
+
+    def argument(self):
+        entry = Option.argument(self)
+        if self.required:
+            entry["required"] = True
+        return entry
+
+
+def _copy(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+MOUNT_SUBOPTIONS = (
+    SubOption("src", "path", ["Host path for V(bind) mounts."]),
+    SubOption("dest", "str", ["Absolute path inside the container."], required=True),
+    SubOption("type", "str", ["V(bind) a host path, or a fresh V(tmpfs)."], default="bind",
+              choices=("bind", "tmpfs")),
+    SubOption("readonly", "bool", [
+        "Mount it read-only, all the way down: mounts below O(mounts[].src) on the host are read-only "
+        "inside too."], default=False),
+    SubOption("options", "str", ["Mount data for V(tmpfs), for example V(size=64m,mode=1777)."]),
+)
+
+OPTIONS = (
+    Option("name", "str", [
+        "Container name, V([A-Za-z0-9][A-Za-z0-9_.-]*), at most 63 characters.",
+        "Required for every O(state) but V(run). Also the default O(hostname).",
+    ], digest=False),
+    Option("rootfs", "path", [
+        "Path of the root filesystem on the managed host, for example what "
+        "M(handmade.containers.rootfs_fetch) extracted.",
+        "Required for O(state=run) and O(state=started).",
+    ]),
+    Option("command", "raw", [
+        "The program and its arguments, as a list (no shell involved) or a string split like a shell "
+        "would split it.",
+        "A name without C(/) is looked up in the container's C(PATH) inside the rootfs.",
+    ], default="/bin/sh", on_exec=EXEC_TASK),
+    Option("env", "dict", [
+        "Environment variables for the command. C(PATH) defaults to "
+        "V(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin), C(HOME) and C(HOSTNAME) are set too.",
+        "With O(state=exec), added to the environment the container was started with.",
+    ], default={}, on_exec=EXEC_MERGE),
+    Option("workdir", "str", [
+        "Working directory inside the container. Default V(/).",
+        "With O(state=exec), the working directory the container was started with unless given.",
+    ], default="/", on_exec=EXEC_INHERIT),
+    Option("user", "str", [
+        "V(uid[:gid]) or V(name[:group]) (names looked up in the rootfs' C(/etc/passwd) and "
+        "C(/etc/group)). Default root.",
+        "A non-root user keeps O(capabilities) as ambient capabilities.",
+        "With O(state=exec), the user the container was started with unless given.",
+    ], on_exec=EXEC_INHERIT),
+    Option("hostname", "str", [
+        "Hostname inside the container (needs the V(uts) namespace). Default O(name).",
+    ]),
+    Option("namespaces", "list", [
+        "The namespaces to create. V(mount) is required (the rootfs is pivot_root'ed in it). Leave V(net) "
+        "out to share the host's network; with it the container has only C(lo), up.",
+        "V(user) is refused for now.",
+    ], default=DEFAULT_NAMESPACES, elements="str"),
+    Option("cgroup", "str", [
+        "Name of a cgroup made by M(handmade.containers.cgroup), for example V(handmade/web). The "
+        "container joins it before it runs anything.",
+    ]),
+    Option("mounts", "list", [
+        "Volumes. C(dest) is resolved inside the rootfs the way the container sees it; a C(dest) that "
+        "climbs out of the rootfs (through C(..) or a symlink) is refused. Missing mount points are created.",
+    ], default=(), elements="dict", suboptions=MOUNT_SUBOPTIONS),
+    Option("readonly_rootfs", "bool", [
+        "Make the root filesystem read-only inside the container, all the way down (mounts below the "
+        "rootfs on the host are read-only inside too). C(/dev), C(/dev/shm) and tmpfs volumes stay writable.",
+    ], default=False),
+    Option("capabilities", "list", [
+        "Capabilities the container keeps (names with or without C(CAP_)). Every other one is dropped "
+        "from all sets and from the bounding set.",
+        "The default is Docker's set of 14.",
+    ], default=DEFAULT_CAPABILITIES, elements="str"),
+    Option("no_new_privileges", "bool", [
+        "Set C(PR_SET_NO_NEW_PRIVS), so setuid binaries cannot raise privileges.",
+    ], default=True),
+    Option("seccomp", "str", [
+        "The seccomp filter installed right before the command runs, in every process of the container "
+        "(O(state=exec) included).",
+        "V(default) is Docker's default profile: an allowlist of system calls, everything else fails with "
+        "C(EPERM); namespaces, mounts, the kernel keyring, BPF, kernel modules, userfaultfd and C(AF_VSOCK) "
+        "sockets are refused unless O(capabilities) keeps the capability Docker asks for. Calls of another "
+        "architecture (32-bit C(int 0x80) on x86_64) kill the process.",
+        "V(unconfined) installs none. An absolute path names a profile in Docker's JSON format on the managed host.",
+    ], default="default"),
+    Option("devices", "list", [
+        "Host devices the container may use, as C(docker run --device) takes them: V(/dev/fuse), "
+        "V(/dev/net/tun), V(/dev/loop7:rw), V(/dev/sdb:/dev/xvdb:rwm) (host path, path inside, access), or a "
+        "dict with C(path), C(container_path) and C(access), or C(type), C(major), C(minor) and C(access) for "
+        "a rule alone.",
+        "Every other device stays refused: the container's cgroup denies all devices but Docker's set (null, "
+        "zero, full, random, urandom, tty, console, ptmx, the ptys, /dev/net/tun), through the v1 devices "
+        "controller or, on cgroup v2, a BPF device program. Making a node (mknod) is allowed, opening it is not.",
+    ], default=(), elements="raw"),
+    Option("stop_timeout", "float", [
+        "Seconds between SIGTERM and SIGKILL when stopping. Default V(10).",
+        "Recorded with a started container: O(state=stopped) and O(state=absent) use the value it was "
+        "started with unless the task gives one, as C(docker stop) does.",
+    ], default=DEFAULT_STOP_TIMEOUT, digest=False, on_exec=EXEC_INHERIT),
+)
+
+OPTIONS_BY_NAME = dict((option.name, option) for option in OPTIONS)
+
+
+def argument_spec():
+    """The container options as an AnsibleModule argument_spec (a fresh dict each call)."""
+    return dict((option.name, option.argument()) for option in OPTIONS)
+
+
+def documentation():
+    """The container options as the doc fragment documents them."""
+    return dict((option.name, option.documentation()) for option in OPTIONS)
+
+
+def settings(params, started_with=None):
+    """Every container setting from a task's ``params``, defaults applied.
+
+    ``started_with`` is the settings of the running container, for
+    ``exec``: each row then takes the task's value, the container's, or both
+    merged, as its ``on_exec`` says.
+    """
+    values = {}
+    for option in OPTIONS:
+        given = params.get(option.name)
+        if started_with is not None and option.on_exec != EXEC_TASK:
+            recorded = started_with.get(option.name)
+            if option.on_exec == EXEC_FIXED or (option.on_exec == EXEC_INHERIT and given is None):
+                given = recorded
+            elif option.on_exec == EXEC_MERGE:
+                merged = dict(recorded or {})
+                merged.update(given or {})
+                given = merged
+        values[option.name] = _copy(option.default) if given is None else given
+    if isinstance(values["env"], dict):
+        values["env"] = dict(values["env"])
+    return values
+
+
+def digest_input(values):
+    """The settings whose change recreates a running container."""
+    return dict((option.name, values.get(option.name)) for option in OPTIONS if option.digest)

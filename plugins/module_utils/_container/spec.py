@@ -1,0 +1,319 @@
+# -*- coding: utf-8 -*-
+# Copyright: handmade.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Container settings -> a ContainerSpec: validated and resolved before any fork.
+
+``build_spec`` takes the settings of ``options.settings()`` (every row of
+the option table, defaults applied), checks each, resolves the command,
+user, workdir and volume destinations inside the rootfs, and keeps the
+canonical value of every row in ``spec.settings``: that is what a running
+container records and what its config digest is computed from.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible_collections.handmade.containers.plugins.module_utils import _syscalls as sys_
+from ansible_collections.handmade.containers.plugins.module_utils._capabilities import (
+    CapabilityError,
+    capability_mask,
+    last_capability,
+    normalize_capability,
+)
+from ansible_collections.handmade.containers.plugins.module_utils import _devices
+from ansible_collections.handmade.containers.plugins.module_utils._container import options, seccomp
+from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
+from ansible_collections.handmade.containers.plugins.module_utils._container.paths import (
+    find_executable,
+    resolve_in_root,
+)
+
+# Checked by hand rather than with `re`: importing re (and enum, functools
+# behind it) costs more than the whole launch in a fresh interpreter.
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_CHARS = _ALNUM | frozenset("_.-")
+# Underscores are not in RFC 1123 but the kernel takes them, and a container
+# named web_1 gets hostname web_1 by default, as with Docker.
+_HOSTNAME_CHARS = _ALNUM | frozenset("_.-")
+
+# The names users write, mapped to the names /proc/<pid>/ns/ uses and the
+# unshare flag for each. "user" is refused for now: mapping ids needs a
+# parent-side step of the launch protocol and writable uid_map/gid_map.
+NAMESPACES = {
+    "pid": ("pid", sys_.CLONE_NEWPID),
+    "mount": ("mnt", sys_.CLONE_NEWNS),
+    "uts": ("uts", sys_.CLONE_NEWUTS),
+    "ipc": ("ipc", sys_.CLONE_NEWIPC),
+    "net": ("net", sys_.CLONE_NEWNET),
+    "cgroup": ("cgroup", sys_.CLONE_NEWCGROUP),
+}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def valid_name(name):
+    """Container names: ``[A-Za-z0-9][A-Za-z0-9_.-]*``, at most 63 characters."""
+    return (isinstance(name, str) and 0 < len(name) <= 63 and name[0] in _ALNUM
+            and all(char in _NAME_CHARS for char in name))
+
+
+def valid_hostname(hostname):
+    return (isinstance(hostname, str) and 0 < len(hostname) <= 64 and hostname[0] in _ALNUM
+            and all(char in _HOSTNAME_CHARS for char in hostname))
+
+
+def check_name(name):
+    if not valid_name(name):
+        raise ContainerError("invalid container name %r: use letters, digits, '_', '.', '-' "
+                             "(first a letter or digit), at most 63 characters" % (name,))
+
+
+class Volume:
+    """One entry of ``mounts``: ``src`` on the host (or tmpfs) at ``dest`` inside the rootfs."""
+
+    def __init__(self, dest, target, src=None, mount_type="bind", readonly=False, options=None):
+        self.dest = dest          # the path as the container sees it
+        self.target = target      # the host path it resolved to, inside the rootfs
+        self.src = src
+        self.type = mount_type
+        self.readonly = readonly
+        self.options = options
+
+    def config(self):
+        return {"src": self.src, "dest": self.dest, "type": self.type,
+                "readonly": self.readonly, "options": self.options}
+
+
+class ContainerSpec:
+    """Everything a launch needs, validated and resolved.
+
+    ``settings`` holds the canonical value of every option row; the other
+    attributes are what the launch derives from them (the path to exec, the
+    full environment, numeric ids, resolved volumes, a capability mask).
+    """
+
+    def __init__(self, settings, **derived):
+        self.settings = settings
+        self.name = settings["name"]
+        self.rootfs = settings["rootfs"]
+        self.argv = settings["command"]
+        self.workdir = settings["workdir"]
+        self.hostname = settings["hostname"]
+        self.cgroup = settings["cgroup"]
+        self.namespaces = frozenset(settings["namespaces"])
+        self.readonly_rootfs = settings["readonly_rootfs"]
+        self.capabilities = settings["capabilities"]
+        self.no_new_privileges = settings["no_new_privileges"]
+        self.executable = derived["executable"]
+        self.env = derived["env"]
+        self.uid = derived["uid"]
+        self.gid = derived["gid"]
+        self.groups = derived["groups"]
+        self.volumes = derived["volumes"]
+        self.device_rules = derived["device_rules"]
+        self.device_nodes = derived["device_nodes"]
+        self.seccomp_program = derived["seccomp_program"]
+        self.capability_mask = capability_mask(self.capabilities)
+        self.last_capability = last_capability()
+
+    def config(self):
+        """The settings that define this container (its config digest input)."""
+        return options.digest_input(self.settings)
+
+
+def _read_database(root, database):
+    """The rows of the rootfs' /etc/passwd or /etc/group, as lists of fields ([] when there is none)."""
+    host_path, exists = resolve_in_root(root, "/etc/" + database, "file")
+    if not exists or not os.path.isfile(host_path):
+        return []
+    with open(host_path) as handle:
+        return [line.rstrip("\n").split(":") for line in handle if line.count(":") >= 3]
+
+
+def _lookup_id(root, database, name):
+    """uid and gid of ``name`` in /etc/passwd, or (gid, None) of a group in /etc/group."""
+    for fields in _read_database(root, database):
+        if fields[0] == name and fields[2].isdigit():
+            return int(fields[2]), int(fields[3]) if database == "passwd" and fields[3].isdigit() else None
+    raise ContainerError("user %s is not in the rootfs' /etc/%s: use numeric ids (uid:gid)" % (name, database))
+
+
+def parse_user(root, user):
+    """``"1000"``, ``"1000:100"``, ``"nobody"``, ``"nobody:users"`` -> (uid, gid)."""
+    if user in (None, ""):
+        return 0, 0
+    text = str(user)
+    user_part, _sep, group_part = text.partition(":")
+    if user_part.isdigit():
+        uid, gid = int(user_part), int(user_part)
+    else:
+        uid, gid = _lookup_id(root, "passwd", user_part)
+    if group_part:
+        gid = int(group_part) if group_part.isdigit() else _lookup_id(root, "group", group_part)[0]
+    return uid, gid
+
+
+def supplementary_groups(root, uid, gid):
+    """The primary group and every group of the rootfs' /etc/group that lists the user, as runc sets them.
+
+    Root in an Alpine rootfs gets ``0(root) 1(bin) 2(daemon) ...``, as with
+    ``docker run``; a uid without a name in /etc/passwd gets its gid alone.
+    """
+    names = [fields[0] for fields in _read_database(root, "passwd") if fields[2] == str(uid)]
+    groups = [gid]
+    if names:
+        for fields in _read_database(root, "group"):
+            members = fields[3].split(",") if len(fields) > 3 else []
+            if names[0] in members and fields[2].isdigit() and int(fields[2]) not in groups:
+                groups.append(int(fields[2]))
+    return groups
+
+
+def _prepare_volume(root, entry):
+    if not isinstance(entry, dict) or not entry.get("dest"):
+        raise ContainerError("each mount needs at least a dest, got %r" % (entry,))
+    mount_type = entry.get("type") or "bind"
+    dest = entry["dest"]
+    if not str(dest).startswith("/"):
+        raise ContainerError("mount dest %s must be an absolute path inside the container" % dest)
+    src = entry.get("src")
+    if mount_type == "bind":
+        if not src:
+            raise ContainerError("bind mount to %s needs a src on the host" % dest)
+        src = os.path.abspath(src)
+        if not os.path.exists(src):
+            raise ContainerError("bind mount src %s does not exist on the host: create it first" % src)
+    elif mount_type != "tmpfs":
+        raise ContainerError("mount type %r for %s is not supported: use bind or tmpfs" % (mount_type, dest))
+    target, exists = resolve_in_root(root, dest, "mount dest")
+    if target == root:
+        raise ContainerError("mount dest / would hide the whole rootfs: mount below it")
+    return Volume(dest, target, src, mount_type, bool(entry.get("readonly")), entry.get("options")), exists
+
+
+def _create_mount_point(volume):
+    """Create a missing volume target inside the rootfs (a file for a file src)."""
+    try:
+        if volume.type == "bind" and not os.path.isdir(volume.src):
+            os.makedirs(os.path.dirname(volume.target), exist_ok=True)
+            os.close(os.open(volume.target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        else:
+            os.makedirs(volume.target, exist_ok=True)
+    except OSError as exc:
+        raise ContainerError("cannot create mount point %s in the rootfs: %s" % (volume.dest, exc))
+
+
+def _argv(command):
+    if command is None or command == "" or command == []:
+        return ["/bin/sh"]
+    if isinstance(command, (list, tuple)):
+        return [str(arg) for arg in command]
+    import shlex  # only a string command needs splitting
+    return shlex.split(command)
+
+
+def _namespaces(wanted):
+    for namespace in wanted:
+        if namespace == "user":
+            raise ContainerError("the user namespace is not supported yet: remove 'user' from namespaces")
+        if namespace not in NAMESPACES:
+            raise ContainerError("unknown namespace %r: choose from %s"
+                                 % (namespace, ", ".join(options.DEFAULT_NAMESPACES)))
+    if "mount" not in wanted:
+        raise ContainerError("namespaces must include 'mount': the rootfs is pivot_root'ed in the "
+                             "container's own mount namespace")
+    return sorted(set(wanted))
+
+
+def _capabilities(names):
+    try:
+        return sorted(set(normalize_capability(cap) for cap in names))
+    except CapabilityError as exc:
+        raise ContainerError(str(exc))
+
+
+def _stop_timeout(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ContainerError("stop_timeout %r is not a number of seconds: give for example 10" % (value,))
+
+
+def build_spec(settings, create_mount_points=True, lookup_root=None):
+    """Validate the settings and resolve them against the rootfs.
+
+    ``lookup_root`` is where the command, workdir and user are looked up
+    when that differs from the rootfs on disk: for ``exec`` it is the
+    running container's ``/proc/<pid>/root``, volumes included.
+    """
+    settings = dict(settings)
+    name = settings.get("name")
+    if name is not None:
+        check_name(name)
+    rootfs = settings.get("rootfs")
+    if not rootfs:
+        raise ContainerError("rootfs is required: the path of a root filesystem (see rootfs_fetch)")
+    root = os.path.realpath(rootfs)
+    if not os.path.isdir(root):
+        raise ContainerError("rootfs %s does not exist or is not a directory: fetch it first with "
+                             "handmade.containers.rootfs_fetch" % rootfs)
+    if root == "/":
+        raise ContainerError("rootfs / is the host's own root: give a separate root filesystem")
+    settings["rootfs"] = root
+    view = lookup_root or root
+
+    settings["namespaces"] = _namespaces(list(settings["namespaces"]))
+    settings["command"] = argv = _argv(settings.get("command"))
+    settings["env"] = user_env = dict((str(key), str(value)) for key, value in (settings.get("env") or {}).items())
+    user = settings.get("user")
+    settings["user"] = None if user in (None, "") else str(user)
+    uid, gid = parse_user(view, user)
+    hostname = settings.get("hostname")
+    if hostname is not None and not valid_hostname(hostname):
+        raise ContainerError("invalid hostname %r: letters, digits, '_', '.' and '-' (first a letter or "
+                             "digit), at most 64" % (hostname,))
+    settings["hostname"] = hostname or name
+    full_env = {"PATH": DEFAULT_PATH, "HOME": "/root" if uid == 0 else "/"}
+    if settings["hostname"]:
+        full_env["HOSTNAME"] = settings["hostname"]
+    full_env.update(user_env)
+
+    workdir = settings["workdir"] = settings.get("workdir") or "/"
+    if not workdir.startswith("/"):
+        raise ContainerError("workdir %s must be an absolute path inside the container" % workdir)
+    workdir_host, workdir_exists = resolve_in_root(view, workdir, "workdir")
+    if not workdir_exists or not os.path.isdir(workdir_host):
+        raise ContainerError("workdir %s does not exist in rootfs %s: create it or choose another" % (workdir, root))
+    executable = find_executable(view, argv[0], full_env["PATH"], workdir)
+
+    settings["capabilities"] = _capabilities(settings["capabilities"])
+    settings["readonly_rootfs"] = bool(settings.get("readonly_rootfs"))
+    settings["no_new_privileges"] = bool(settings.get("no_new_privileges"))
+    settings["stop_timeout"] = _stop_timeout(settings.get("stop_timeout"))
+
+    volumes = []
+    for entry in settings.get("mounts") or []:
+        volume, exists = _prepare_volume(root, entry)
+        if not exists and create_mount_points:
+            _create_mount_point(volume)
+        volumes.append(volume)
+    settings["mounts"] = [volume.config() for volume in volumes]
+
+    try:
+        extra_rules, device_nodes = _devices.parse_devices(settings.get("devices") or [])
+    except _devices.DeviceError as exc:
+        raise ContainerError(str(exc))
+    # Recorded as the rules and nodes they became: a device renumbered on
+    # the host recreates the container, another spelling of the same does not.
+    settings["devices"] = [rule.line() for rule in extra_rules] + ["node %s %s %s:%s" % (
+        node.path, node.type, node.major, node.minor) for node in device_nodes]
+    settings["seccomp"] = settings.get("seccomp") or "default"
+    capability_bits = capability_mask(settings["capabilities"])
+    seccomp_program = seccomp.prepare(settings["seccomp"], capability_bits)
+
+    return ContainerSpec(settings, executable=executable, env=full_env, uid=uid, gid=gid,
+                         groups=supplementary_groups(view, uid, gid), volumes=volumes,
+                         device_rules=_devices.allowed_rules(extra_rules), device_nodes=device_nodes,
+                         seccomp_program=seccomp_program)
+
