@@ -10,8 +10,8 @@ class ModuleDocFragment(object):
     # The container options of plugins/module_utils/_container/options.py,
     # as every module that starts containers documents them. The table is
     # the source: tests/unit/plugins/doc_fragments/test_container_options.py
-    # keeps this text equal to it (regenerate with
-    # `python -m tests.unit.plugins.doc_fragments.test_container_options`).
+    # keeps this text equal to it (print it anew with `PYTHONPATH=.build/collections
+    # python3 tests/unit/plugins/doc_fragments/test_container_options.py`).
     DOCUMENTATION = r"""
 options:
   name:

@@ -26,7 +26,6 @@ import os
 import stat
 
 from ansible_collections.handmade.containers.plugins.module_utils import _syscalls as sys_
-from ansible_collections.handmade.containers.plugins.module_utils._cgroup.layout import DEFAULT_ROOT, read_mountinfo
 from ansible_collections.handmade.containers.plugins.module_utils._devices import DEVICES
 
 _PROC_FLAGS = sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC
@@ -130,30 +129,38 @@ def _expand(paths):
     return expanded
 
 
-def host_cgroup_mounts(mounts=None, root=DEFAULT_ROOT):
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def host_cgroup_mounts(mountinfo="/proc/self/mountinfo", root=CGROUP_ROOT):
     """The host's cgroup hierarchies below ``root``: (name below root or "", fstype, mount data), and its links.
 
     ``""`` is a cgroup2 mount at ``root`` itself (a unified host). The
     data is each hierarchy's own options (``memory``, ``cpu,cpuacct``,
-    ``xattr,name=systemd``): a v1 hierarchy mounts again only with exactly
-    the controllers it has.
+    ``name=systemd``): a v1 hierarchy mounts again only with exactly the
+    controllers it has. Read by hand rather than through _cgroup.layout,
+    which needs ``re``: this runs on every launch.
     """
     found, prefix = [], root.rstrip("/") + "/"
-    for mount in read_mountinfo() if mounts is None else mounts:
-        point = mount["mount_point"]
-        if mount["fstype"] not in ("cgroup", "cgroup2") or not (point == root or point.startswith(prefix)):
+    with open(mountinfo) as handle:
+        lines = handle.read().splitlines()
+    for line in lines:
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        separator = fields.index("-")
+        point, fstype = _unescape(fields[4]), fields[separator + 1]
+        if fstype not in ("cgroup", "cgroup2") or not (point == root or point.startswith(prefix)):
             continue
         name = point[len(prefix):] if point != root else ""
-        data = ",".join(sorted(option for option in mount["super_options"] if option not in ("rw", "ro")))
-        found.append((name, mount["fstype"], data if mount["fstype"] == "cgroup" else None))
+        options = fields[separator + 3].split(",") if len(fields) > separator + 3 else []
+        data = ",".join(option for option in options if option not in ("rw", "ro"))
+        found.append((name, fstype, data if fstype == "cgroup" else None))
     links = []
     if found and found[0][0] != "":
-        try:
-            for entry in sorted(os.listdir(root)):
-                if os.path.islink(os.path.join(root, entry)):
-                    links.append((entry, os.readlink(os.path.join(root, entry))))
-        except OSError:
-            pass
+        for entry in sorted(os.listdir(root)):
+            if os.path.islink(os.path.join(root, entry)):
+                links.append((entry, os.readlink(os.path.join(root, entry))))
     return {"hierarchies": found, "links": links}
 
 
