@@ -37,6 +37,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._container imp
     launch,
     lifecycle,
     options,
+    placement,
     record,
     spec,
 )
@@ -47,9 +48,8 @@ CGROUP_PARENT = "/handmade/bench-launch-runc"
 
 FRESH_LAUNCH = (
     "import sys; sys.path.insert(0, %r)\n"
-    "from ansible_collections.handmade.containers.plugins.module_utils._container import launch, options, spec\n"
-    "settings = options.settings({'rootfs': %r, 'command': ['/bin/true']})\n"
-    "sys.exit(launch.run_container(spec.build_spec(settings))['rc'])\n"
+    "from ansible_collections.handmade.containers.plugins.module_utils._container.lifecycle import ensure_state\n"
+    "sys.exit(ensure_state({'state': 'run', 'rootfs': %r, 'command': ['/bin/true']})['rc'])\n"
 )
 
 
@@ -94,11 +94,25 @@ def run_process(argv):
     return elapsed
 
 
-def launch_in_process(rootfs, namespaces=None):
-    """Wall time of one build_spec + run_container in this Python, in milliseconds."""
+def launch_in_process(rootfs, namespaces=None, seccomp="default", own_cgroup=True):
+    """Wall time of one launch in this Python, in milliseconds: what state=run does, layer by layer.
+
+    ``seccomp`` "unconfined" leaves the filter out; ``own_cgroup`` False
+    leaves out the container's own cgroup (made in every hierarchy, device
+    allowlist written, removed afterwards).
+    """
     started = time.perf_counter()
-    settings = options.settings({"rootfs": rootfs, "command": ["/bin/true"], "namespaces": namespaces})
-    result = launch.run_container(spec.build_spec(settings))
+    settings = options.settings({"rootfs": rootfs, "command": ["/bin/true"], "namespaces": namespaces,
+                                 "seccomp": seccomp})
+    container = spec.build_spec(settings)
+    if own_cgroup:
+        where = placement.prepare(container)
+        try:
+            result = launch.run_container(container, cgroup=where.cgroup)
+        finally:
+            where.remove()
+    else:
+        result = launch.run_container(container)
     elapsed = (time.perf_counter() - started) * 1000
     if result["rc"] != 0:
         raise SystemExit("ns_exec in-process failed: %r" % result)
@@ -197,7 +211,11 @@ def main():
         ]
         measures = [
             ("ns_exec in-process", lambda: launch_in_process(rootfs)),
-            ("  same, pid+mount namespaces only", lambda: launch_in_process(rootfs, ["pid", "mount"])),
+            ("  without its own cgroup + devices", lambda: launch_in_process(rootfs, own_cgroup=False)),
+            ("  without that and seccomp", lambda: launch_in_process(rootfs, seccomp="unconfined",
+                                                                    own_cgroup=False)),
+            ("  same, pid+mount namespaces only", lambda: launch_in_process(rootfs, ["pid", "mount"],
+                                                                          seccomp="unconfined", own_cgroup=False)),
             ("  floor: Python fork + exec + reap", lambda: fork_exec_in_process(rootfs)),
         ] + [(label, lambda argv=argv: run_process(argv)) for label, argv in peers]
         # Warm every tool once (page cache, first netns) before timing, then

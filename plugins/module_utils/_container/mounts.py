@@ -85,16 +85,17 @@ def build_plan(spec, host_cgroups=None):
     plan.extend(Step("device", "dev/" + name, major=major, minor=minor) for name, major, minor in DEVICES)
     plan.append(Step("directory", "dev/pts", mode=0o755))
     plan.append(Step("devpts", "dev/pts"))
-    if "net" in spec.namespaces:
-        # A sysfs mount shows the network devices of the mounter's network
-        # namespace, so it may be mounted fresh only with a new one.
-        plan.append(Step("sysfs", "sys"))
-    else:
-        # Sharing the host's network: the host's /sys, read-only all the
-        # way down (its cgroup mounts included).
-        plan.append(Step("bind", "sys", source="/sys"))
-        plan.append(Step("readonly", "sys"))
-    plan.extend(_cgroup_view(host_cgroup_mounts() if host_cgroups is None else host_cgroups))
+    # A fresh sysfs, read-only, whether or not the container has a network
+    # namespace of its own: it shows the network devices of the mounter's
+    # namespace (the host's, when the container shares it), and none of the
+    # host's mounts below /sys (its cgroup hierarchies) come with it.
+    plan.append(Step("sysfs", "sys"))
+    if "cgroup" in spec.namespaces:
+        plan.extend(_cgroup_view(host_cgroup_mounts() if host_cgroups is None else host_cgroups))
+    # Without a cgroup namespace of its own a fresh cgroup mount would show
+    # the host's whole tree (and a cgroup2 mount from the host's cgroup
+    # namespace resets the host's cgroup2 mount options): /sys/fs/cgroup
+    # then stays sysfs's empty, read-only directory.
     plan.append(Step("directory", "dev/mqueue", mode=0o1777))
     plan.append(Step("mqueue", "dev/mqueue"))
     plan.append(Step("directory", "dev/shm", mode=0o1777))
@@ -154,8 +155,10 @@ def host_cgroup_mounts(mountinfo="/proc/self/mountinfo", root=CGROUP_ROOT):
             continue
         name = point[len(prefix):] if point != root else ""
         options = fields[separator + 3].split(",") if len(fields) > separator + 3 else []
+        # cgroup2's options (nsdelegate, memory_recursiveprot) are the
+        # hierarchy's own too: passed again unchanged, whatever the namespace.
         data = ",".join(option for option in options if option not in ("rw", "ro"))
-        found.append((name, fstype, data if fstype == "cgroup" else None))
+        found.append((name, fstype, data or None))
     links = []
     if found and found[0][0] != "":
         for entry in sorted(os.listdir(root)):

@@ -152,7 +152,7 @@ class StateDir:
             log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         except OSError as exc:
             raise ContainerError("cannot prepare the state directory %s: %s (is /run writable by root?)"
-                             % (self.path, exc))
+                                 % (self.path, exc))
         return stdin_fd, log_fd
 
     def remove(self):
@@ -231,7 +231,7 @@ def stop_process_tree(pid, start_time, stop_timeout):
         if _wait_gone(pid, start_time, wait):
             return
     raise ContainerError("container process %d survived SIGKILL for 10 s: it is stuck in the kernel "
-                     "(D state); check `cat /proc/%d/stack`" % (pid, pid))
+                         "(D state); check `cat /proc/%d/stack`" % (pid, pid))
 
 
 def _kill_strays(state_dir):

@@ -316,4 +316,3 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
                          groups=supplementary_groups(view, uid, gid), volumes=volumes,
                          device_rules=_devices.allowed_rules(extra_rules), device_nodes=device_nodes,
                          seccomp_program=seccomp_program)
-

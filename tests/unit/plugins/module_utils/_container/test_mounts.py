@@ -9,10 +9,13 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.spe
 
 
 class FakeSpec:
-    def __init__(self, namespaces=("mount", "net"), readonly_rootfs=False, volumes=()):
+    def __init__(self, namespaces=("mount", "net", "cgroup"), readonly_rootfs=False, volumes=()):
         self.namespaces = frozenset(namespaces)
         self.readonly_rootfs = readonly_rootfs
         self.volumes = list(volumes)
+
+
+NO_CGROUPS = {"hierarchies": [], "links": []}
 
 
 def kinds(plan):
@@ -34,10 +37,38 @@ def test_the_rootfs_turns_read_only_after_its_mount_points_and_before_any_mount(
     assert ("readonly", ".") not in kinds(mounts.build_plan(FakeSpec()))
 
 
-def test_sys_is_fresh_with_a_network_namespace_and_the_hosts_read_only_without():
-    assert ("sysfs", "sys") in kinds(mounts.build_plan(FakeSpec()))
-    shared = kinds(mounts.build_plan(FakeSpec(namespaces=("mount",))))
-    assert shared.index(("bind", "sys")) + 1 == shared.index(("readonly", "sys"))
+def test_sys_is_a_fresh_sysfs_with_or_without_a_network_namespace():
+    for spec in (FakeSpec(), FakeSpec(namespaces=("mount",))):
+        plan = kinds(mounts.build_plan(spec, host_cgroups=NO_CGROUPS))
+        assert ("sysfs", "sys") in plan and ("bind", "sys") not in plan
+
+
+def test_the_cgroup_view_is_each_hierarchy_read_only_after_sys():
+    host = {"hierarchies": [("cpu,cpuacct", "cgroup", "cpu,cpuacct"), ("unified", "cgroup2", None)],
+            "links": [("cpu", "cpu,cpuacct")]}
+    plan = kinds(mounts.build_plan(FakeSpec(), host_cgroups=host))
+    view = plan[plan.index(("tmpfs", "sys/fs/cgroup")):plan.index(("readonly", "sys/fs/cgroup")) + 1]
+    assert view == [("tmpfs", "sys/fs/cgroup"),
+                    ("directory", "sys/fs/cgroup/cpu,cpuacct"), ("cgroup", "sys/fs/cgroup/cpu,cpuacct"),
+                    ("directory", "sys/fs/cgroup/unified"), ("cgroup", "sys/fs/cgroup/unified"),
+                    ("symlink", "sys/fs/cgroup/cpu"), ("readonly", "sys/fs/cgroup")]
+    assert plan.index(("sysfs", "sys")) < plan.index(("tmpfs", "sys/fs/cgroup")) < plan.index(("mqueue", "dev/mqueue"))
+    unified = kinds(mounts.build_plan(FakeSpec(), host_cgroups={"hierarchies": [("", "cgroup2", None)], "links": []}))
+    assert ("cgroup", "sys/fs/cgroup") in unified and ("tmpfs", "sys/fs/cgroup") not in unified
+
+
+def test_without_a_cgroup_namespace_no_cgroup_is_mounted():
+    host = {"hierarchies": [("", "cgroup2", "nsdelegate")], "links": []}
+    plan = mounts.build_plan(FakeSpec(namespaces=("mount", "net")), host_cgroups=host)
+    assert not [step for step in plan if step.kind == "cgroup" or step.target.startswith("sys/fs/cgroup")]
+
+
+def test_dockers_mount_order():
+    plan = [target for kind, target in kinds(mounts.build_plan(FakeSpec()))
+            if kind in ("proc", "tmpfs", "devpts", "sysfs", "cgroup", "mqueue") and target.count("/") <= 2]
+    order = [target for target in ("proc", "dev", "dev/pts", "sys", "sys/fs/cgroup", "dev/mqueue", "dev/shm")
+             if target in plan]
+    assert sorted(order, key=plan.index) == order
 
 
 def test_masks_come_after_proc_and_sys_and_volumes_last():
