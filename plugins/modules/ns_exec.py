@@ -16,11 +16,16 @@ description:
     features, with no container engine. It gets new PID, mount, UTS, IPC, network and
     cgroup namespaces, the root filesystem O(rootfs) made the root with
     C(pivot_root) (not C(chroot), which root can escape), a fresh C(/proc), a
-    tmpfs C(/dev) with only harmless devices, read-only C(/sys) and
-    C(/proc/sys), host-revealing kernel files masked as runc masks them, the
-    capabilities cut down to O(capabilities) and C(no_new_privs) set.
-  - The container joins O(cgroup) (made by M(handmade.containers.cgroup))
-    before it runs anything, so its limits apply from the first instruction.
+    tmpfs C(/dev) with only harmless devices, read-only C(/sys),
+    C(/sys/fs/cgroup) and C(/proc/sys), host-revealing kernel files masked as
+    Docker masks them, a session keyring of its own, the capabilities cut
+    down to O(capabilities), C(no_new_privs) set and Docker's default seccomp
+    filter (O(seccomp)).
+  - The container joins O(cgroup) (made by M(handmade.containers.cgroup)), or
+    without it a cgroup of its own below C(handmade/containers/), before it
+    runs anything, so its limits apply from the first instruction. That cgroup
+    exists in every hierarchy the host has and denies every device but
+    Docker's harmless set and O(devices).
   - O(state=run) runs the command to completion like C(docker run --rm);
     O(state=started) keeps a named container running in the background like
     C(docker run -d); O(state=exec) runs a command inside it like
