@@ -24,11 +24,7 @@ existing=()
 for benchmark in "${benchmarks[@]}"; do
     [ -f "$benchmark" ] && existing+=("$benchmark")
 done
-if [ ${#existing[@]} -eq 0 ]; then
-    [ $# -eq 0 ] || die "no benchmark matches: $* (see benchmarks/bench_*.py)"
-    log "no benchmarks under benchmarks/ yet"
-    exit 0
-fi
+[ ${#existing[@]} -gt 0 ] || die "no benchmark matches: ${*:-bench_*.py} (see benchmarks/bench_*.py)"
 
 failed=()
 for benchmark in "${existing[@]}"; do

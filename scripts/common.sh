@@ -42,13 +42,20 @@ ensure_venv() {
     VENV=$CACHE/venv-$key
     if [ ! -x "$VENV/bin/ansible-playbook" ] || [ ! -f "$VENV/.complete" ]; then
         log "creating the development virtualenv $VENV"
+        # A user who is not root (make unit-fast) uses the one root made, or
+        # makes one of their own elsewhere.
+        { mkdir -p "$CACHE" 2>/dev/null && [ -w "$CACHE" ]; } ||
+            die "cannot create the development virtualenv in $CACHE as $(id -un): create it once as root (sudo make unit-fast), or set HANDMADE_DEV_CACHE to a directory of yours"
         rm -rf "$VENV"
-        mkdir -p "$CACHE"
         "$python" -m venv "$VENV"
         "$VENV/bin/pip" install -q --upgrade pip
         (cd "$ROOT/tests" && "$VENV/bin/pip" install -q -r requirements.txt)
         touch "$VENV/.complete"
     fi
+    # Root's virtualenv may run an interpreter only root can reach (pyenv's
+    # under /root).
+    "$VENV/bin/python" -c '' 2>/dev/null ||
+        die "the development virtualenv $VENV does not run as $(id -un) (its Python is $(readlink "$VENV/bin/python3")): set HANDMADE_DEV_CACHE to a directory of yours for a virtualenv of your own"
     export VENV PATH="$VENV/bin:$PATH"
 }
 
@@ -165,19 +172,47 @@ link_pyenv_pythons() {
 }
 
 # The Python versions (3.8 3.9 ...) that ansible-test supports for modules
-# and module_utils and will find: pyenv's (after link_pyenv_pythons) and the
-# development venv's own. Each must run: a pyenv shim for a version that is
-# not selected is on PATH but answers "command not found".
+# and module_utils, oldest first.
+ansible_test_supported_python_versions() {
+    python -c 'from ansible_test._util.target.common import constants as c
+print(" ".join(c.REMOTE_ONLY_PYTHON_VERSIONS + c.CONTROLLER_PYTHON_VERSIONS))'
+}
+
+# "OLDEST NEWEST" of those.
+supported_python_range() {
+    local supported
+    supported=$(ansible_test_supported_python_versions)
+    echo "${supported%% *} ${supported##* }"
+}
+
+# The supported versions that ansible-test will find: pyenv's (after
+# link_pyenv_pythons) and the development venv's own. Each must run: a pyenv
+# shim for a version that is not selected is on PATH but answers "command
+# not found".
 ansible_test_python_versions() {
-    PATH=$PYENV_PYTHONS:$PATH python - <<'PY'
-import shutil, subprocess
-from ansible_test._util.target.common import constants
-supported = constants.REMOTE_ONLY_PYTHON_VERSIONS + constants.CONTROLLER_PYTHON_VERSIONS
+    local supported
+    read -ra supported <<<"$(ansible_test_supported_python_versions)"
+    PATH=$PYENV_PYTHONS:$PATH python - "${supported[@]}" <<'PY'
+import shutil, subprocess, sys
 def runs(version):
     interpreter = shutil.which("python" + version)
     return interpreter and subprocess.call([interpreter, "-c", ""], stderr=subprocess.DEVNULL) == 0
-print(" ".join(v for v in supported if runs(v)))
+print(" ".join(v for v in sys.argv[1:] if runs(v)))
 PY
+}
+
+# ansible-test skips a Python it cannot find with only a warning, which would
+# let a layer pass having checked fewer versions than it claims: fail instead,
+# naming the missing ones.
+require_every_supported_python() {
+    local layer=$1 supported available version missing=()
+    supported=$(ansible_test_supported_python_versions)
+    available=$(ansible_test_python_versions)
+    for version in $supported; do
+        [[ " $available " == *" $version "* ]] || missing+=("$version")
+    done
+    [ ${#missing[@]} -eq 0 ] ||
+        die "$layer checks every Python ansible-core supports ($supported), and ${missing[*]} cannot be found here: install them with pyenv (pyenv install ${missing[*]}), or name the versions to check (scripts/$layer.sh --python X.Y)"
 }
 
 # ansible-test, run in the staging tree with its home and the pyenv pythons,

@@ -40,6 +40,10 @@ found=$(ansible-galaxy collection list handmade.containers --format json)
 # What the tarball ships, read from the tarball itself.
 mapfile -t modules < <(tar -tzf "$tarball" | sed -n 's|^plugins/modules/\([A-Za-z0-9_]*\)\.py$|\1|p' | grep -vx '__init__' | sort)
 mapfile -t roles < <(tar -tzf "$tarball" | sed -n 's|^roles/\([A-Za-z0-9_]*\)/meta/argument_specs\.yml$|\1|p' | sort)
+# A tarball without modules is broken (a build_ignore pattern that swallowed
+# plugins/, say), not a collection with less to check.
+[ ${#modules[@]} -gt 0 ] ||
+    die "$(basename "$tarball") ships no modules (no plugins/modules/*.py in it): check galaxy.yml's build_ignore"
 
 log "ansible-doc on the installed collection: ${#modules[@]} module(s), ${#roles[@]} role(s) with argument specs"
 listed=$(ansible-doc -l handmade.containers --json)
@@ -60,7 +64,7 @@ for role in "${roles[@]}"; do
 done
 
 # Every shipped module that has a harmless check-mode call in tests/galaxy/
-# is called; once the collection ships modules, at least one must be.
+# is called, and at least one must be.
 called=()
 for module in "${modules[@]}"; do
     if [ -f "$ROOT/tests/galaxy/$module.yml" ]; then
@@ -69,20 +73,16 @@ for module in "${modules[@]}"; do
         echo "module handmade.containers.$module: no tests/galaxy/$module.yml, so documented but not called"
     fi
 done
-if [ ${#modules[@]} -eq 0 ]; then
-    log "the collection ships no modules yet: no FQCN call to make"
-elif [ ${#called[@]} -eq 0 ]; then
+[ ${#called[@]} -gt 0 ] ||
     die "the collection ships modules (${modules[*]}) but tests/galaxy/ calls none of them: add tests/galaxy/<module>.yml"
-else
-    log "playbook calling ${called[*]} by FQCN from the installed collection"
-    mkdir -p "$scratch/check"
-    (
-        cd "$scratch"
-        ansible-playbook -i localhost, -c local "$ROOT/tests/galaxy/install_check.yml" \
-            -e "$(python -c 'import json, sys; print(json.dumps({"install_check_modules": sys.argv[1:-2], "install_check_dir": sys.argv[-2], "install_check_id": sys.argv[-1]}))' \
-                "${called[@]}" "$scratch/check" "$$")"
-    )
-fi
+log "playbook calling ${called[*]} by FQCN from the installed collection"
+mkdir -p "$scratch/check"
+(
+    cd "$scratch"
+    ansible-playbook -i localhost, -c local "$ROOT/tests/galaxy/install_check.yml" \
+        -e "$(python -c 'import json, sys; print(json.dumps({"install_check_modules": sys.argv[1:-2], "install_check_dir": sys.argv[-2], "install_check_id": sys.argv[-1]}))' \
+            "${called[@]}" "$scratch/check" "$$")"
+)
 
 log "galaxy-importer over $(basename "$tarball")"
 importer_key=$(printf '%s\n' "${GALAXY_IMPORTER_REQUIREMENTS[@]}" | sha256sum | cut -c1-12)

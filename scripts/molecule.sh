@@ -7,14 +7,21 @@ source "$(dirname "$0")/common.sh"
 scenario=${1:-default}
 action=${2:-test}
 require_root "molecule-$scenario"
+
+# The fleet scenario is the only proof on pure cgroup v1 and pure cgroup v2
+# kernels: a machine that cannot boot its VMs fails it, saying why, rather
+# than passing without them.
+require_qemu_for_the_fleet() {
+    local problem
+    if ! (apt_install qemu-system-x86 debootstrap cpio openssh-client kmod); then
+        die "the fleet layer needs QEMU, and qemu-system-x86 debootstrap cpio openssh-client kmod could not be installed (apt-get above): install them, or run make test on a machine that can boot VMs"
+    fi
+    if ! problem=$("$ROOT/tests/vm/vm.sh" usable); then
+        die "the fleet layer needs QEMU: $problem; fix that, or run make test on a machine that can boot VMs"
+    fi
+}
 case $scenario in
-    fleet)
-        # Skip, saying why, only where QEMU cannot run at all.
-        if ! (apt_install qemu-system-x86 debootstrap cpio openssh-client kmod) ||
-            ! qemu_problem=$("$ROOT/tests/vm/vm.sh" usable); then
-            log "skipping the fleet scenario: ${qemu_problem:-QEMU could not be installed}"
-            exit 0
-        fi ;;
+    fleet) require_qemu_for_the_fleet ;;
 esac
 ensure_venv
 ensure_collection_path

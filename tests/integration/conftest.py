@@ -95,11 +95,13 @@ def ansible_module():
     return run_ansible_adhoc
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_sessionstart(session):
+    # Not root means not one test can run: stop, and fail, before collecting
+    # anything, rather than report every test as skipped and exit 0.
     if os.geteuid() != 0:
-        skip = pytest.mark.skip(reason="integration tests need root (namespaces, mounts, cgroups)")
-        for item in items:
-            item.add_marker(skip)
+        pytest.exit("the integration tests need root (namespaces, mounts, cgroups): run them as root, "
+                    "with `sudo make integration` (or sudo scripts/integration.sh PYTEST-ARGS)",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 # ---------------------------------------------------------------------------

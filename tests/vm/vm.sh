@@ -58,10 +58,17 @@ running_pid() {
     echo "$pid"
 }
 
+# Prints why QEMU cannot boot the fleet here, with the fix, and fails; or
+# prints nothing and succeeds.
 qemu_usable() {
     command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"; return 1; }
-    if ! qemu-system-x86_64 -accel help 2>/dev/null | grep -qx "$ACCEL"; then
-        echo "this qemu-system-x86_64 has no $ACCEL accelerator"
+    local accelerators
+    if ! accelerators=$(qemu-system-x86_64 -accel help 2>&1); then
+        echo "$(command -v qemu-system-x86_64) does not run: $(tail -n 1 <<<"$accelerators")"
+        return 1
+    fi
+    if ! grep -qx "$ACCEL" <<<"$accelerators"; then
+        echo "$(command -v qemu-system-x86_64) has no $ACCEL accelerator (HANDMADE_VM_ACCEL=$ACCEL): Debian's qemu-system-x86 has tcg, the default"
         return 1
     fi
     if [ "$ACCEL" = kvm ] && [ ! -w /dev/kvm ]; then
