@@ -44,15 +44,19 @@ from http.client import HTTPException, IncompleteRead
 from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.urls import open_url
+from ansible_collections.handmade.containers.plugins.module_utils._alpine_key import ALPINE_FINGERPRINT, ALPINE_KEY
 from ansible_collections.handmade.containers.plugins.module_utils._safetar import ArchiveError, extract, scan
 
 DEFAULT_MIRROR = "https://dl-cdn.alpinelinux.org/alpine"
 # The walkthrough's branch. A branch resolves to its newest release.
 DEFAULT_VERSION = "3.19"
 DEFAULT_CACHE_DIR = "/var/cache/handmade-containers"
-# Natanael Copa's release key, which signs Alpine's release files.
-ALPINE_KEY_URL = "https://alpinelinux.org/keys/ncopa.asc"
-ALPINE_FINGERPRINT = "0482D84022F52DF1C4E7CD43293ACD0907D9495A"
+# Alpine's release key (ALPINE_KEY, ALPINE_FINGERPRINT) ships in _alpine_key:
+# the default gpg_key needs no download. Its name in a scratch directory:
+ALPINE_KEY_FILE_NAME = "alpine-release-key.asc"
+# The fix for a download that cannot be verified, where turning the check
+# off is an honest choice (a mirror without signatures, a host without gpg).
+UNSIGNED_FIX = "set verify_signature: false to accept an unsigned download, or "
 MINIROOTFS_FLAVOR = "alpine-minirootfs"
 STAMP_NAME = ".handmade-rootfs.json"
 STAMP_FORMAT = 1
@@ -321,19 +325,21 @@ class Downloader:
 # ---------------------------------------------------------------------------
 # GPG signatures, checked in a throwaway GNUPGHOME.
 
-def verify_signature(tarball, signature, key_file, fingerprint, name=None):
+def verify_signature(tarball, signature, key_file, fingerprint, name=None, key_name=None):
     """Raise unless ``signature`` is a good signature of ``tarball`` by ``fingerprint``.
 
     The key is imported into a throwaway GNUPGHOME (so the user's keyring is
     never read or changed), and the fingerprint is pinned: a good signature
-    by any other key in the key file is refused.
+    by any other key in the key file is refused. ``key_name`` says in the
+    messages where the key came from (the gpg_key given, or Alpine's).
     """
     gpg = shutil.which("gpg") or shutil.which("gpg2")
     if not gpg:
-        raise RootfsError("verify_signature needs gpg, which is not installed on this host: install gnupg "
-                          "(apt-get install gnupg, apk add gnupg, dnf install gnupg2) or set verify_signature: false")
+        raise RootfsError("verify_signature needs gpg, which is not installed on this host: " + UNSIGNED_FIX
+                          + "install gnupg (apt-get install gnupg, apk add gnupg, dnf install gnupg2)")
     wanted = re.sub(r"\s+", "", fingerprint).upper()
     name = name or os.path.basename(tarball)
+    key_name = key_name or "a key in gpg_key %s" % key_file
     # gpg reaches its agent through a socket inside the home directory, and a
     # socket path is limited to 107 bytes: a home under a long cache_dir makes
     # gpg fail ("File name too long") although the signature is good. The
@@ -348,19 +354,26 @@ def verify_signature(tarball, signature, key_file, fingerprint, name=None):
                 key_file, imported.stderr.decode(errors="replace").strip() or "no key found"))
         checked = subprocess.run(base + ["--verify", signature, tarball], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, check=False)
-        signers = []
+        signers, unknown = [], []
         for line in checked.stdout.decode(errors="replace").splitlines():
             fields = line.split()
             # [GNUPG:] VALIDSIG <signing key fpr> ... <primary key fpr>
             if len(fields) >= 3 and fields[1] == "VALIDSIG":
                 signers.extend([fields[2].upper(), fields[-1].upper()])
+            # [GNUPG:] ERRSIG <key id> <algo> <hash> <class> <time> <rc> [<fpr>]; rc 9: no public key
+            elif len(fields) >= 8 and fields[1] == "ERRSIG" and fields[7] == "9":
+                unknown.append(fields[8].upper() if len(fields) > 8 and fields[8] != "-" else fields[2].upper())
+        if unknown and not signers:
+            raise RootfsError("%s is not signed by the pinned key %s: its signature is by key %s, which is not "
+                              "%s; %sset gpg_key and gpg_fingerprint to the key that signs this mirror's releases"
+                              % (name, wanted, unknown[0], key_name, UNSIGNED_FIX))
         if checked.returncode != 0 or not signers:
             said = checked.stderr.decode(errors="replace").strip().splitlines()
             raise RootfsError("the GPG signature does not match %s: the file was altered, or the signature is of "
                               "another file (gpg: %s)" % (name, said[-1] if said else "no output"))
         if wanted not in signers:
-            raise RootfsError("%s is signed by %s, not by the pinned key %s: set gpg_fingerprint to the key "
-                              "you trust" % (name, signers[-1], wanted))
+            raise RootfsError("%s is signed by %s, not by the pinned key %s: %sset gpg_fingerprint to the key "
+                              "you trust" % (name, signers[-1], wanted, UNSIGNED_FIX))
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -895,6 +908,28 @@ def _forget(cache_dir, tarball):
             os.unlink(path)
 
 
+def signing_key_file(params, scratch, downloader):
+    """(path, what it holds, for messages) of the armored key to verify with.
+
+    ``gpg_key`` is a file on this host or a URL (downloaded into ``scratch``);
+    without it, Alpine's release key shipped in _alpine_key is written there,
+    so the default needs no download.
+    """
+    key = params.get("gpg_key")
+    if not key:
+        path = os.path.join(scratch, ALPINE_KEY_FILE_NAME)
+        with open(path, "w") as handle:
+            handle.write(ALPINE_KEY)
+        return path, "Alpine's release key (the default gpg_key, shipped with the collection)"
+    if re.match(r"^[a-z][a-z0-9+.-]*://", key):
+        path = os.path.join(scratch, "key.asc")
+        _save_small(downloader, key, path, "key")
+        return path, "a key in gpg_key %s" % key
+    if os.path.isfile(key):
+        return key, "a key in gpg_key %s" % key
+    raise RootfsError("gpg_key %s is neither a URL nor a file on this host" % key)
+
+
 def _check_signature(source, tarball, cache_dir, downloader, params):
     """Verify ``tarball`` against its .asc and the pinned key.
 
@@ -905,28 +940,25 @@ def _check_signature(source, tarball, cache_dir, downloader, params):
     """
     scratch = tempfile.mkdtemp(prefix=".key-%d-" % os.getpid(), dir=cache_dir)
     try:
-        key = params.get("gpg_key") or ALPINE_KEY_URL
-        if re.match(r"^[a-z][a-z0-9+.-]*://", key):
-            key_file = os.path.join(scratch, "key.asc")
-            _save_small(downloader, key, key_file, "key")
-        elif os.path.isfile(key):
-            key_file = key
-        else:
-            raise RootfsError("gpg_key %s is neither a URL nor a file on this host" % key)
+        key_path, key_name = signing_key_file(params, scratch, downloader)
         fingerprint = params.get("gpg_fingerprint") or ALPINE_FINGERPRINT
+
+        def verify(signature):
+            verify_signature(tarball, signature, key_path, fingerprint, name=source.location, key_name=key_name)
 
         if source.kind == "src":
             signature = source.location + ".asc"
             if not os.path.isfile(signature):
-                raise RootfsError("verify_signature needs the detached signature %s next to src" % signature)
-            verify_signature(tarball, signature, key_file, fingerprint, name=source.location)
+                raise RootfsError("verify_signature needs the detached signature %s next to src: put it there, "
+                                  "or set verify_signature: false to accept an unsigned file" % signature)
+            verify(signature)
             return
 
         signature = tarball + ".asc"
 
         def verify_or_discard():
             try:
-                verify_signature(tarball, signature, key_file, fingerprint, name=source.location)
+                verify(signature)
             except RootfsError:
                 os.unlink(signature)  # never keep a signature that did not verify
                 raise
@@ -937,7 +969,13 @@ def _check_signature(source, tarball, cache_dir, downloader, params):
                 return
             except RootfsError:
                 pass  # cached by an earlier run: fetch it once more below
-        _save_small(downloader, source.location + ".asc", signature, "signature")
+        try:
+            _save_small(downloader, source.location + ".asc", signature, "signature")
+        except RootfsError as exc:
+            if getattr(exc, "http_status", None) != 404:
+                raise
+            raise RootfsError("%s: the mirror publishes no signature of %s; %suse a mirror that publishes the "
+                              "releases' .asc signatures" % (exc, source.file_name, UNSIGNED_FIX))
         verify_or_discard()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -947,6 +985,8 @@ def _save_small(downloader, url, path, what):
     try:
         text = downloader.text(url)
     except RootfsError as exc:
-        raise RootfsError("cannot get the %s: %s" % (what, exc))
+        error = RootfsError("cannot get the %s: %s" % (what, exc))
+        error.http_status = getattr(exc, "http_status", None)
+        raise error
     with open(path, "w") as handle:
         handle.write(text)

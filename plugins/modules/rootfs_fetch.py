@@ -80,14 +80,22 @@ options:
   verify_signature:
     description:
       - Check the tarball's detached signature (C(<tarball URL>.asc), or C(<src>.asc)) with gpg,
-        in a throwaway GNUPGHOME (the host's keyrings are never read or changed).
+        in a throwaway GNUPGHOME (the host's keyrings are never read or changed), against O(gpg_key)
+        and O(gpg_fingerprint).
       - Needs C(gpg) on the managed host.
+      - A download that cannot be verified fails, and the message names the fix for each case (no
+        C(.asc) on the mirror, no C(gpg) on the host, a signature by another key than the pinned
+        one). V(false) accepts the download on its checksum alone.
+      - The role C(handmade.containers.container) turns this on by default.
     type: bool
     default: false
   gpg_key:
     description:
       - Path on the managed host or URL of the armored public key that signs the release.
-      - Default is Alpine's release key, V(https://alpinelinux.org/keys/ncopa.asc).
+      - Default is Alpine's release key (Natanael Copa's RSA 4096 key of 2014-12-10, as published at
+        U(https://alpinelinux.org/keys/ncopa.asc)), which ships with the collection, so nothing is
+        downloaded for it. A mirror signed with another key (a local test mirror) needs its own key
+        here and in O(gpg_fingerprint).
     type: str
   gpg_fingerprint:
     description:
@@ -157,7 +165,7 @@ EXAMPLES = r"""
   handmade.containers.rootfs_fetch:
     dest: /var/lib/handmade-containers/rootfs/web
 
-- name: A pinned release, signature checked against Alpine's release key
+- name: A pinned release, signature checked against Alpine's release key (shipped with the collection)
   handmade.containers.rootfs_fetch:
     dest: /var/lib/handmade-containers/rootfs/web
     version: 3.19.1

@@ -429,10 +429,40 @@ def test_signature_by_a_key_other_than_the_pinned_one(fetch, mirror, workdir):
     assert_failed_cleanly(result, workdir, "not by the pinned key", mirror.fingerprint, "gpg_fingerprint")
 
 
+def test_signature_by_a_key_other_than_the_pinned_one_names_the_fix(fetch, mirror, workdir):
+    result = fetch(version=mirror.versions[-1], verify_signature=True, gpg_key=mirror.key_file)
+    assert_failed_cleanly(result, workdir, "set verify_signature: false to accept an unsigned download, or")
+
+
+def test_without_gpg_key_the_release_must_be_signed_by_alpines_key(fetch, mirror, workdir):
+    # The test mirror signs with its own throwaway key; the default key is
+    # Alpine's, shipped with the collection, so nothing is downloaded for it.
+    result = fetch(version=mirror.versions[-1], verify_signature=True)
+    assert_failed_cleanly(result, workdir, mirror.tarball_url(mirror.versions[-1]),
+                          "not signed by the pinned key 0482D84022F52DF1C4E7CD43293ACD0907D9495A",
+                          "by key %s" % mirror.fingerprint, "Alpine's release key",
+                          "set verify_signature: false to accept an unsigned download, or set gpg_key and "
+                          "gpg_fingerprint")
+    # The only .asc asked for is the release's signature.
+    assert [path for path in mirror.server.requests if path.endswith(".asc")] == \
+        [path_of(mirror, mirror.versions[-1]) + ".asc"]
+
+
+def test_a_mirror_without_signatures_names_the_fix(fetch, mirror, workdir):
+    version = mirror.versions[-1]
+    mirror.server.faults[path_of(mirror, version) + ".asc"] = 404
+    result = fetch(version=version, verify_signature=True, gpg_key=mirror.key_file, gpg_fingerprint=mirror.fingerprint)
+    assert_failed_cleanly(result, workdir, "HTTP 404", "publishes no signature",
+                          "set verify_signature: false to accept an unsigned download, or")
+    # The same mirror without the check: the checksum alone.
+    assert fetch(version=version)["signature_verified"] is False
+
+
 def test_missing_gpg(fetch, mirror, workdir, monkeypatch):
     monkeypatch.setenv("PATH", os.path.join(workdir, "outside"))
     result = fetch(version=mirror.versions[-1], verify_signature=True, gpg_key=mirror.key_file)
-    assert_failed_cleanly(result, workdir, "needs gpg", "install gnupg")
+    assert_failed_cleanly(result, workdir, "needs gpg", "install gnupg",
+                          "set verify_signature: false to accept an unsigned download, or")
 
 
 @pytest.mark.parametrize("members, phrase", [

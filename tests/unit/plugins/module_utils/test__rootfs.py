@@ -7,11 +7,13 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.handmade.containers.plugins.module_utils._alpine_key import ALPINE_FINGERPRINT, ALPINE_KEY
 from ansible_collections.handmade.containers.plugins.module_utils._rootfs import (
     RootfsError,
     Source,
     _stamp_matches,
     host_arch,
+    signing_key_file,
     listing_links,
     minirootfs_file_name,
     parse_checksum,
@@ -201,3 +203,34 @@ def test_stamp_for_sha512_checksums():
     source = Source("url", STAMP["url"])
     source.expect(("sha512", "b" * 128, None))
     assert _stamp_matches(STAMP, source, False)
+
+
+class NoDownloads:
+    """A downloader that fails the test if anything is fetched."""
+
+    def text(self, url, limit=None):
+        raise AssertionError("downloaded %s" % url)
+
+
+def test_the_default_key_file_is_alpines_shipped_key(tmp_path):
+    path, name = signing_key_file({"gpg_key": None}, str(tmp_path), NoDownloads())
+    assert path.startswith(str(tmp_path) + "/")
+    with open(path) as handle:
+        assert handle.read() == ALPINE_KEY
+    assert "Alpine's release key" in name
+    assert ALPINE_FINGERPRINT == "0482D84022F52DF1C4E7CD43293ACD0907D9495A"
+
+
+def test_a_gpg_key_file_is_used_as_it_is(tmp_path):
+    own = tmp_path / "own.asc"
+    own.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    path, name = signing_key_file({"gpg_key": str(own)}, str(scratch), NoDownloads())
+    assert path == str(own) and str(own) in name
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_gpg_key_that_is_neither_file_nor_url_is_refused(tmp_path):
+    with pytest.raises(RootfsError, match="neither a URL nor a file"):
+        signing_key_file({"gpg_key": str(tmp_path / "missing.asc")}, str(tmp_path), NoDownloads())
