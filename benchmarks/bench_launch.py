@@ -212,10 +212,10 @@ def main():
         measures = [
             ("ns_exec in-process", lambda: launch_in_process(rootfs)),
             ("  without its own cgroup + devices", lambda: launch_in_process(rootfs, own_cgroup=False)),
-            ("  without that and seccomp", lambda: launch_in_process(rootfs, seccomp="unconfined",
-                                                                    own_cgroup=False)),
-            ("  same, pid+mount namespaces only", lambda: launch_in_process(rootfs, ["pid", "mount"],
-                                                                          seccomp="unconfined", own_cgroup=False)),
+            ("  without that and seccomp",
+             lambda: launch_in_process(rootfs, seccomp="unconfined", own_cgroup=False)),
+            ("  same, pid+mount namespaces only",
+             lambda: launch_in_process(rootfs, ["pid", "mount"], seccomp="unconfined", own_cgroup=False)),
             ("  floor: Python fork + exec + reap", lambda: fork_exec_in_process(rootfs)),
         ] + [(label, lambda argv=argv: run_process(argv)) for label, argv in peers]
         # Warm every tool once (page cache, first netns) before timing, then

@@ -258,6 +258,16 @@ def _drop_privileges(spec):
         sys_.prctl(sys_.PR_SET_NO_NEW_PRIVS, 1)
 
 
+def _install_seccomp(program):
+    try:
+        seccomp.install(program)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(exc.errno, "this kernel cannot filter system calls (it lacks CONFIG_SECCOMP_FILTER): "
+                                     "set seccomp: unconfined to run the container without a filter")
+        raise
+
+
 def finalize(spec, channel, progress, exec_payload):
     """Keyring, user, capabilities, no_new_privs, workdir, signals, seccomp, exec: the tail start and exec share."""
     # A session keyring of its own, as runc gives every container: the keys
@@ -271,7 +281,7 @@ def finalize(spec, channel, progress, exec_payload):
         # of CAP_SYS_ADMIN: install it before the capabilities go, as runc
         # does (the calls that follow are all in Docker's profile).
         progress("install the seccomp filter")
-        seccomp.install(seccomp_program)
+        _install_seccomp(seccomp_program)
         seccomp_program = None
     progress("drop privileges")
     _drop_privileges(spec)
@@ -283,6 +293,6 @@ def finalize(spec, channel, progress, exec_payload):
     if seccomp_program is not None:
         # As late as possible: nothing of ours runs under the filter but execve.
         progress("install the seccomp filter")
-        seccomp.install(seccomp_program)
+        _install_seccomp(seccomp_program)
     progress("exec %s in rootfs %s" % (spec.executable, spec.rootfs))
     os.execve(spec.executable, spec.argv, spec.env)

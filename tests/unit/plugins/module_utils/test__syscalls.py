@@ -37,8 +37,10 @@ def test_unknown_architecture_is_named_in_the_error():
 
 def test_numbers_are_looked_up_at_the_first_call_not_at_import(monkeypatch):
     lazy = _syscalls._SyscallNumbers()
+
     class RiscV:
         machine = "riscv64"
+
     monkeypatch.setattr(_syscalls.os, "uname", RiscV)
     with pytest.raises(_syscalls.UnsupportedArchitecture):
         lazy["pivot_root"]
