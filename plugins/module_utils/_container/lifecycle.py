@@ -242,9 +242,10 @@ def _exec(params, state_dir, check_mode):
     if check_mode:
         return dict(_container_facts(record, state_dir, "exec"), changed=True, rc=None, stdout="",
                     stderr="", oom_killed=False, timed_out=False, elapsed=0.0)
-    # The container's volumes are already mounted in its namespace: exec
-    # neither mounts nor re-checks them.
-    started_with = dict(record.config or {}, name=state_dir.name, mounts=[])
+    # The container's volumes are already mounted in its namespace and its
+    # devices made and allowed in its cgroup: exec neither mounts nor re-checks
+    # them (the record holds the devices as kernel rules, not as the option).
+    started_with = dict(record.config or {}, name=state_dir.name, mounts=[], devices=[])
     spec = spec_.build_spec(options.settings(params, started_with=started_with),
                             create_mount_points=False, lookup_root="/proc/%d/root" % record.pid)
     placement = _placement_of(record)
