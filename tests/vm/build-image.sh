@@ -17,12 +17,15 @@ DEBIAN_MIRROR=${HANDMADE_VM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What the managed hosts need to run the collection (python3), be reached
 # (openssh-server, networkd from systemd), and run the collection's own
 # integration tests in place (python3-pytest; busybox-static and gnupg for
-# the offline Alpine mirror fixture).
+# the offline Alpine mirror fixture; gcc and libc6-dev for the small static
+# programs the isolation tests run inside containers).
 PACKAGES=python3,python3-pytest,openssh-server,systemd-sysv,kmod,udev,iproute2,procps,util-linux,busybox-static,gnupg
+PACKAGES=$PACKAGES,gcc,libc6-dev
 # The kernel's drivers for QEMU's virtio devices are modules in Debian's
 # kernel, so the root filesystem carries them (and what they depend on).
-# overlay, veth and bridge are there for container networking experiments.
-MODULES="virtio_pci virtio_net virtio_rng overlay veth bridge"
+# overlay, veth and bridge are there for container networking experiments;
+# loop gives the device tests a block device of their own to refuse.
+MODULES="virtio_pci virtio_net virtio_rng overlay veth bridge loop"
 
 # The newest kernel the linux-image-amd64 metapackage points at; naming it in
 # the digest makes a kernel update build a new image.
@@ -76,6 +79,10 @@ Name=e*
 DHCP=ipv4
 EOF
     chroot "$root" systemctl enable -q systemd-networkd ssh
+    # Nothing asks for a loop device by name at boot: load the driver, so
+    # that losetup finds /dev/loop-control.
+    mkdir -p "$root/etc/modules-load.d"
+    printf 'loop\n' >"$root/etc/modules-load.d/loop.conf"
     # Nothing here needs to wait for the network or for a login prompt on
     # every virtual terminal; the serial console still gets one.
     chroot "$root" systemctl mask -q systemd-networkd-wait-online getty@tty1

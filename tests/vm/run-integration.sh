@@ -8,7 +8,8 @@
 # Copies the working tree (tracked and new files, not ignored ones) and the
 # controller's ansible package (the modules import ansible.module_utils) into
 # each VM, then runs pytest there as root, all VMs at once. Without
-# PYTEST-ARGS it runs the cgroup and ns_exec tests (both must exist). Each
+# PYTEST-ARGS it runs the cgroup, ns_exec, devices, seccomp and isolation
+# tests (each must exist). Each
 # VM's output goes to $RUNTIME_DIR/NAME/integration.log and its exit status
 # to integration.rc; this script fails when any VM's run failed.
 # shellcheck source-path=SCRIPTDIR/../.. source=scripts/common.sh
@@ -28,11 +29,12 @@ done
 [ "${1:-}" = -- ] && shift
 pytest_args=("$@")
 if [ ${#pytest_args[@]} -eq 0 ]; then
-    # Both suites, always: one that went missing (a rename, a move) fails the
-    # run here instead of leaving a VM with less to prove.
-    pytest_args=(tests/integration/test_cgroup.py tests/integration/test_ns_exec.py)
+    # Every kernel suite, always: one that went missing (a rename, a move)
+    # fails the run here instead of leaving a VM with less to prove.
+    pytest_args=(tests/integration/test_cgroup.py tests/integration/test_ns_exec.py
+        tests/integration/test_devices.py tests/integration/test_seccomp.py tests/integration/test_isolation.py)
     for test_file in "${pytest_args[@]}"; do
-        [ -f "$ROOT/$test_file" ] || die "$test_file is missing: the fleet runs the cgroup and ns_exec integration tests in each VM"
+        [ -f "$ROOT/$test_file" ] || die "$test_file is missing: the fleet runs the cgroup, ns_exec, devices, seccomp and isolation integration tests in each VM"
     done
 fi
 [ ${#names[@]} -gt 0 ] || die "usage: $0 NAME... [-- PYTEST-ARGS...]"
