@@ -197,7 +197,10 @@ class CgroupDriver:
         """
         if not self.exists():
             return
-        if os.getpid() in self.pids():
+        inside = self.pids()
+        if not inside:
+            return  # the common case after a container's PID 1 took its namespace with it
+        if os.getpid() in inside:
             raise CgroupError("refusing to kill cgroup %r: this very process (%d) runs inside it; run the task "
                               "from outside the cgroup" % (self.name, os.getpid()))
         deadline = time.monotonic() + timeout
@@ -298,10 +301,16 @@ class CgroupDriver:
 
     # -- counters -----------------------------------------------------------
 
-    def stats(self):
-        """Usage counters from the kernel's files (STATS), None where the host does not provide one."""
+    def stats(self, names=None):
+        """Usage counters from the kernel's files (STATS), None where the host does not provide one.
+
+        ``names`` picks some counters (the launch reads only ``oom_kill``);
+        without it every counter and ``procs``, the processes inside.
+        """
         result = {}
         for stat in STATS:
+            if names is not None and stat.name not in names:
+                continue
             source = stat.kernel_files(self.version)
             directory = self.directory_of(source.controller)
             values = []
@@ -312,7 +321,8 @@ class CgroupDriver:
                 if value is not None:
                     values.append(value)
             result[stat.name] = sum(values) // source.divisor if values else None
-        result["procs"] = sorted(self.pids())
+        if names is None:
+            result["procs"] = sorted(self.pids())
         return result
 
     # -- devices ------------------------------------------------------------

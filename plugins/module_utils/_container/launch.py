@@ -243,7 +243,7 @@ def _close_all(fds):
 
 def _oom_kills(cgroup):
     # A host without the counter reports None: no OOM kill can be seen then.
-    return (cgroup.stats().get("oom_kill") or 0) if cgroup is not None else 0
+    return (cgroup.stats(("oom_kill",)).get("oom_kill") or 0) if cgroup is not None else 0
 
 
 def _decode(data):
