@@ -774,3 +774,13 @@ def test_stopped_uses_the_stop_timeout_the_container_was_started_with(run_module
     stopped = run_module("ns_exec", {"name": container, "state": "stopped"})
     assert stopped["changed"] and stopped["pid"] is None, stopped
     assert time.monotonic() - started < options.DEFAULT_STOP_TIMEOUT - 1
+
+
+def test_moving_to_a_given_cgroup_removes_the_one_of_its_own(run_module, rootfs, container, memory_cgroup):
+    own = os.path.join("/sys/fs/cgroup/pids" if os.path.isdir("/sys/fs/cgroup/pids") else "/sys/fs/cgroup",
+                       "handmade/containers", container)
+    first = _started(run_module, container, rootfs)
+    assert first["cgroup"] == "handmade/containers/" + container and os.path.isdir(own), first
+    moved = _started(run_module, container, rootfs, cgroup=memory_cgroup)
+    assert moved["changed"] and moved["cgroup"] == memory_cgroup, moved
+    assert not os.path.exists(own)

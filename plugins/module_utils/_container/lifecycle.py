@@ -85,14 +85,20 @@ def _placement_of(record):
     return placement_.reopen(_cgroup_of(record), bool(record.cgroup_owned)) if record is not None else None
 
 
-def _remove_own_cgroup(record, stop_timeout):
-    """The cgroup made for the container alone goes with it, and whatever still runs in it."""
-    if record is not None and record.cgroup_owned and record.cgroup:
-        try:
-            placement = _placement_of(record)
-        except CgroupError:
-            return  # already gone
-        placement.remove(timeout=max(stop_timeout, 10.0))
+def _remove_own_cgroup(name, record, stop_timeout):
+    """The cgroup made for the container alone goes with it, and whatever still runs in it.
+
+    Found by the record, or by the container's name when the record is gone
+    (a state directory removed by hand), so that no empty cgroup stays.
+    """
+    if record is not None and record.cgroup and not record.cgroup_owned:
+        return  # the `cgroup` option's: the cgroup module's to remove
+    cgroup_name = record.cgroup if record is not None and record.cgroup else placement_.own_cgroup_name(name)
+    try:
+        placement = placement_.reopen(cgroup_name, True)
+    except CgroupError:
+        return  # already gone
+    placement.remove(timeout=max(stop_timeout, 10.0))
 
 
 def _namespace_names(config):
@@ -186,7 +192,7 @@ def _converge(params, state, state_dir, check_mode):
         stop_process_tree(record.pid, record.start_time, stop_timeout)
     _kill_strays(state_dir)
     if state == "absent":
-        _remove_own_cgroup(record, stop_timeout)
+        _remove_own_cgroup(state_dir.name, record, stop_timeout)
         state_dir.remove()
         record = None
     facts = _container_facts(record, state_dir, after["state"])
@@ -208,6 +214,9 @@ def _converge_started(params, state_dir, record, running, before, check_mode):
         # Another config: recreate, as docker_container does.
         stop_process_tree(record.pid, record.start_time, _stop_timeout(params, record))
     _kill_strays(state_dir)
+    if spec.cgroup and record is not None and record.cgroup_owned:
+        # It moves to the cgroup the task names: the one of its own goes.
+        _remove_own_cgroup(state_dir.name, record, _stop_timeout(params, record))
     _start(spec, state_dir)
     record = state_dir.read()
     result = dict(_container_facts(record, state_dir, "started"), changed=True, recreated=running)
