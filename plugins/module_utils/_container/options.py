@@ -55,6 +55,7 @@ class Option:
         self.suboptions = suboptions
         self.digest = digest
         self.on_exec = on_exec
+        self.required = False  # only a suboption (a volume's dest) is ever required
 
     @property
     def argument_default(self):
@@ -86,8 +87,6 @@ class Option:
         if self.suboptions:
             entry["suboptions"] = dict((sub.name, sub.documentation()) for sub in self.suboptions)
         return entry
-
-    required = False
 
 
 class SubOption(Option):
