@@ -161,3 +161,22 @@ def busybox_rootfs(alpine_mirror):
         yield rootfs
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_parent_of_own_cgroups_left():
+    """Remove the empty parent of the containers' own cgroups (handmade/containers) after the session.
+
+    ns_exec removes each container's own cgroup with it but keeps the parent
+    they share, as it keeps handmade itself; the tests take it away once no
+    container of theirs is left in it.
+    """
+    yield
+    for hierarchy in sorted(os.listdir("/sys/fs/cgroup")):
+        candidates = [os.path.join("/sys/fs/cgroup", hierarchy, "handmade", "containers"),
+                      os.path.join("/sys/fs/cgroup", "handmade", "containers")]
+        for parent in candidates:
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass  # absent, or a container still runs below it

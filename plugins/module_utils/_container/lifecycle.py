@@ -33,19 +33,11 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.rec
     StateDir,
     config_digest,
     find_strays,
+    kill_strays,
     lock_state_root,
     process_start_time,
     stop_process_tree,
 )
-
-
-def _kill_strays(state_dir):
-    strays = find_strays(state_dir)
-    for pid in strays:
-        start_time = process_start_time(pid)
-        if start_time is not None:
-            stop_process_tree(pid, start_time, 0)
-    return strays
 
 
 def _describe(record):
@@ -190,7 +182,7 @@ def _converge(params, state, state_dir, check_mode):
         return facts
     if running:
         stop_process_tree(record.pid, record.start_time, stop_timeout)
-    _kill_strays(state_dir)
+    kill_strays(state_dir)
     if state == "absent":
         _remove_own_cgroup(state_dir.name, record, stop_timeout)
         state_dir.remove()
@@ -213,7 +205,7 @@ def _converge_started(params, state_dir, record, running, before, check_mode):
     if running:
         # Another config: recreate, as docker_container does.
         stop_process_tree(record.pid, record.start_time, _stop_timeout(params, record))
-    _kill_strays(state_dir)
+    kill_strays(state_dir)
     if spec.cgroup and record is not None and record.cgroup_owned:
         # It moves to the cgroup the task names: the one of its own goes.
         _remove_own_cgroup(state_dir.name, record, _stop_timeout(params, record))

@@ -234,7 +234,8 @@ def stop_process_tree(pid, start_time, stop_timeout):
                          "(D state); check `cat /proc/%d/stack`" % (pid, pid))
 
 
-def _kill_strays(state_dir):
+def kill_strays(state_dir):
+    """Stop every process that find_strays says is this name's container; returns their pids."""
     strays = find_strays(state_dir)
     for pid in strays:
         start_time = process_start_time(pid)
