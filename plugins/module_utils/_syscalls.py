@@ -69,6 +69,7 @@ MNT_DETACH = 0x2
 
 # prctl(2) options (include/uapi/linux/prctl.h).
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38

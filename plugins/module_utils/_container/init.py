@@ -9,6 +9,8 @@ and then ``mount -t proc proc /proc`` inside it. ``start_child`` does the
 same, in the order the kernel needs and with the safer step wherever the
 manual one leaks or can be escaped:
 
+0. turn non-dumpable (``seal``): until execve this process is the host's
+   python3, and /proc must not hand it to the container (CVE-2019-5736);
 1. wait for ``go``: the parent has moved us into the cgroup (``cgexec``)
    before we unshare the cgroup namespace, so that cgroup is the root of
    our view and its limits apply from the first instruction; the PID
@@ -140,10 +142,28 @@ def _set_network_sysctls():
             os.close(fd)
 
 
+def seal():
+    """Make this process non-dumpable until it execs: the host's interpreter stays out of reach.
+
+    Until ``execve``, a child of ours is the host's python3 inside the
+    container's namespaces. Dumpable, it would hand a root process inside
+    (with the same capabilities once ours are dropped) its executable through
+    ``/proc/PID/exe``, to be overwritten once no python3 runs (the
+    CVE-2019-5736 pattern), and its memory, fds and environment too.
+    Non-dumpable, /proc gives them only to a holder of CAP_SYS_PTRACE, which
+    Docker's defaults leave out. ``execve`` of the container's command makes
+    it an ordinary, dumpable process again, as under runc; a child we fork
+    inherits the flag.
+    """
+    sys_.prctl(sys_.PR_SET_DUMPABLE, 0)
+
+
 def start_child(spec, plan, stdio, channel, die_with_parent):
     """PID 1 of the new container: set everything up, then exec."""
     progress = _Progress()
     try:
+        progress("seal the process")
+        seal()
         progress("redirect stdio")
         redirect_stdio(stdio, channel.fds())
         os.setsid()
@@ -193,6 +213,10 @@ def exec_child(spec, namespace_fds, root_fd, stdio, channel):
     """Join the container, fork into its PID namespace, finalize; relay the exit."""
     progress = _Progress()
     try:
+        # Before anything of the container is joined: this process and the
+        # one it forks inside stay out of reach of the container's processes.
+        progress("seal the process")
+        seal()
         redirect_stdio(stdio, channel.fds() + [root_fd] + [fd for fd, _flag in namespace_fds])
         os.setpgid(0, 0)  # one group, so a timeout kills this process and its child
         sys_.prctl(sys_.PR_SET_PDEATHSIG, sys_.SIGKILL)
