@@ -43,9 +43,14 @@ import build_probes  # noqa: E402 (needs the path above)
 from ansible_collections.handmade.containers.plugins.module_utils._container import lifecycle  # noqa: E402
 
 WATCHER_IN_ROOTFS = "/exe_watcher"
-# How long the watcher scans, and how long the exec calls go on meanwhile.
-WATCH_SECONDS = 14
-EXEC_SECONDS = 9
+# The watcher stops when this file appears (the rootfs is the host's
+# directory), or after WATCH_SECONDS at most.
+STOP_FILE = "/stop-watching"
+WATCH_SECONDS = 600
+# Exec calls made while it watches: through the module (a fresh interpreter
+# each), and in-process (many more in the same time).
+MODULE_EXECS = 12
+IN_PROCESS_EXECS = 150
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +117,10 @@ def _module_with(interpreter, args):
     return result
 
 
-def _watch_report(name, timeout=WATCH_SECONDS + 30):
-    """The watcher's output once it has exited (its container's log)."""
+def _watch_report(name, rootfs, timeout=60):
+    """Stop the watcher; its output once it has exited (its container's log)."""
+    with open(rootfs + STOP_FILE, "w"):
+        pass
     deadline = time.monotonic() + timeout
     while True:
         facts = lifecycle.ensure_state({"name": name, "state": "stopped"}, check_mode=True)
@@ -121,6 +128,7 @@ def _watch_report(name, timeout=WATCH_SECONDS + 30):
             break
         assert time.monotonic() < deadline, "the watcher did not finish in %d s" % timeout
         time.sleep(0.5)
+    os.unlink(rootfs + STOP_FILE)
     with open(facts["log_path"]) as handle:
         return handle.read()
 
@@ -137,15 +145,12 @@ def test_a_watcher_inside_never_reaches_the_interpreter_of_exec_nor_overwrites_i
     # Docker's default capabilities: no CAP_SYS_PTRACE, but CAP_DAC_OVERRIDE,
     # which is what lets root inside write a host file it holds.
     _module_with(interpreter, {"name": container_name, "state": "started", "rootfs": rootfs,
-                               "command": [WATCHER_IN_ROOTFS, str(WATCH_SECONDS), marker]})
-    calls = 0
-    deadline = time.monotonic() + EXEC_SECONDS
-    while time.monotonic() < deadline:
+                               "command": [WATCHER_IN_ROOTFS, str(WATCH_SECONDS), marker, STOP_FILE]})
+    for _call in range(MODULE_EXECS):
         _module_with(interpreter, {"name": container_name, "state": "exec", "command": ["/bin/true"]})
-        calls += 1
-    report = _watch_report(container_name)
+    report = _watch_report(container_name, rootfs)
     summary = _summary(report)
-    assert calls >= 10 and summary["scans"] > 1000, (calls, report[-2000:])
+    assert summary["scans"] > 1000, report[-2000:]
     # Before: "seen /tmp/.../python3-sealed-..." (readlink of the exec
     # child's exe worked between the capability drop and execve), then
     # "held" and, once the module had exited, "written": the copy of the
@@ -159,15 +164,11 @@ def test_a_hundred_execs_and_more_show_the_watcher_no_process_of_the_host(rootfs
     # many more exec calls in the same time, each one a chance for the
     # watcher to catch the child before execve.
     lifecycle.ensure_state({"name": container_name, "state": "started", "rootfs": rootfs,
-                            "command": [WATCHER_IN_ROOTFS, "8", "no-marker-here"]})
-    calls = 0
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+                            "command": [WATCHER_IN_ROOTFS, str(WATCH_SECONDS), "no-marker-here", STOP_FILE]})
+    for _call in range(IN_PROCESS_EXECS):
         result = lifecycle.ensure_state({"name": container_name, "state": "exec", "command": ["/bin/true"]})
         assert result["rc"] == 0, result
-        calls += 1
-    summary = _summary(_watch_report(container_name))
-    assert calls >= 100, calls
+    summary = _summary(_watch_report(container_name, rootfs))
     assert summary["seen"] == 0, summary
 
 

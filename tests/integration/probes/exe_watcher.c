@@ -5,9 +5,9 @@
  * process whose executable is not the container's own, and take hold of
  * that executable while its process is there.
  *
- *   exe_watcher SECONDS MARKER
+ *   exe_watcher SECONDS MARKER STOPFILE
  *
- * Scans /proc in a tight loop for SECONDS. For every other process whose
+ * Scans /proc in a tight loop until STOPFILE exists, for at most SECONDS. For every other process whose
  * /proc/PID/exe can be read as a link, it prints "seen PATH"; when the link
  * names a file whose path contains MARKER (the host interpreter the test
  * made for this), it also opens the link with O_PATH and keeps the fd.
@@ -37,12 +37,13 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s SECONDS MARKER\n", argv[0]);
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s SECONDS MARKER STOPFILE\n", argv[0]);
         return 2;
     }
     double deadline = now() + atof(argv[1]);
     const char *marker = argv[2];
+    const char *stopfile = argv[3];
     char self[32];
     snprintf(self, sizeof self, "%d", (int)getpid());
     int held[MAX_HELD];
@@ -50,7 +51,7 @@ int main(int argc, char **argv)
     long scans = 0, seen = 0, nheld = 0, written = 0;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    while (now() < deadline) {
+    while (now() < deadline && access(stopfile, F_OK) != 0) {
         DIR *proc = opendir("/proc");
         if (proc == NULL) {
             perror("opendir /proc");
