@@ -62,12 +62,50 @@ options:
   timeout:
     description:
       - For V(run) and V(exec), seconds after which the whole container (or
-        the exec'd process) is killed; RV(timed_out) is then true and RV(rc)
-        is V(137). V(0) or unset waits forever.
+        the exec'd process and every process it started that still holds its
+        stdout or stderr) is killed; RV(timed_out) is then true, RV(rc) is
+        V(137) and the task fails with a C(msg) saying it timed out.
+      - V(0) or unset waits forever. Negative, NaN and infinite values are refused.
+      - For V(run) every process of the container is killed at the deadline,
+        also without a V(pid) namespace and whichever session a process moved
+        to (its cgroup is killed), so the task always returns.
     type: float
   stdin:
     description: Text fed to the command's stdin for V(run) and V(exec) (otherwise stdin is empty).
     type: str
+  output_limit:
+    description:
+      - For V(run) and V(exec), the most bytes of each of stdout and stderr the
+        result carries. A longer stream returns its first half and its last half
+        of this size, with one line between them saying how many bytes were cut,
+        and RV(stdout_truncated) or RV(stderr_truncated) is true.
+      - The module's own memory stays bounded by this, whatever the container prints.
+      - A number of bytes or a size such as V(4M). V(0) returns no output (the
+        flags and, with O(keep_output), the files still say what there was).
+      - The default, 1 MiB, is about 10,000 lines, more than anyone reads in a
+        task result, while the controller keeps each host's result in memory and
+        adds C(stdout_lines), a second copy.
+    type: bytes
+    default: 1M
+  keep_output:
+    description:
+      - For V(run) and V(exec), also write the whole stdout and stderr, every
+        byte, to two new files in O(output_dir) and return their paths as
+        RV(stdout_path) and RV(stderr_path). They are not removed; delete them
+        when done.
+      - Without it nothing of the output is written to disk.
+    type: bool
+    default: false
+  output_dir:
+    description:
+      - Where O(keep_output) writes its files (mode 0600, never through a
+        symlink, never over an existing file). It is created (0700) if missing
+        and must be owned by root and writable by no one else.
+      - The default is on disk rather than in RAM (C(/run) and often C(/tmp)
+        are tmpfs) and readable by root only, as Docker keeps container logs
+        under C(/var/lib/docker).
+    type: path
+    default: /var/lib/handmade-containers/output
 attributes:
   check_mode:
     support: full
@@ -80,6 +118,13 @@ attributes:
     support: full
     description: Linux only, as root.
 notes:
+  - "For V(run) and V(exec), a command that exits with a non-zero RV(rc) fails
+    the task, as M(ansible.builtin.command) and C(community.docker.docker_container)
+    (with C(detach=false)) do; C(msg) says the rc and the last lines of stderr,
+    for example C(command exited with rc 2: grep: /etc/foo: No such file or directory).
+    A timeout fails it too. RV(rc), RV(stdout) and RV(stderr) are returned either way.
+    Use C(failed_when) when a non-zero rc is an answer, not an error, for example
+    C(failed_when: result.rc not in [0, 1]) for C(grep), or C(failed_when: false)."
   - The detached container's parent is this module's process, which exits at
     the end of the task; the kernel then hands PID 1 to init. No helper
     process stays beside the container.
@@ -119,6 +164,22 @@ EXAMPLES = r"""
     name: web
     state: exec
     command: [ps]
+
+- name: A non-zero rc fails the task unless failed_when says otherwise (grep finds nothing = rc 1)
+  handmade.containers.ns_exec:
+    name: web
+    state: exec
+    command: [grep, -q, error, /var/log/httpd.log]
+  register: found
+  failed_when: found.rc not in [0, 1]
+
+- name: Keep the whole output of a chatty command on disk, return 64 KiB of each stream
+  handmade.containers.ns_exec:
+    rootfs: /var/lib/handmade-containers/rootfs/alpine
+    command: [/bin/sh, -c, "find / -xdev"]
+    output_limit: 64K
+    keep_output: true
+  register: listing             # listing.stdout_path holds every line
 
 - name: Remove it
   handmade.containers.ns_exec:
@@ -172,13 +233,41 @@ rc:
   type: int
   sample: 0
 stdout:
-  description: What the command wrote to stdout.
+  description:
+    - What the command wrote to stdout, at most O(output_limit) bytes of it
+      (its head and its tail, with a line saying what was cut between them),
+      decoded as UTF-8 with invalid bytes replaced.
   returned: state is run or exec
   type: str
 stderr:
-  description: What the command wrote to stderr.
+  description: What the command wrote to stderr, bounded and decoded as RV(stdout) is.
   returned: state is run or exec
   type: str
+stdout_truncated:
+  description: True when stdout was longer than O(output_limit) and RV(stdout) holds only its head and tail.
+  returned: state is run or exec
+  type: bool
+  sample: false
+stderr_truncated:
+  description: True when stderr was longer than O(output_limit) and RV(stderr) holds only its head and tail.
+  returned: state is run or exec
+  type: bool
+  sample: false
+stdout_path:
+  description: The file holding the whole of stdout.
+  returned: state is run or exec, and O(keep_output) is true
+  type: str
+  sample: /var/lib/handmade-containers/output/web-20240101T120000-4242-1a2b3c4d.stdout
+stderr_path:
+  description: The file holding the whole of stderr.
+  returned: state is run or exec, and O(keep_output) is true
+  type: str
+  sample: /var/lib/handmade-containers/output/web-20240101T120000-4242-1a2b3c4d.stderr
+msg:
+  description: Why the task failed, for example C(command exited with rc 3) and the last lines of stderr.
+  returned: failure
+  type: str
+  sample: "command exited with rc 3: cat: can't open '/nonexistent': No such file or directory"
 oom_killed:
   description:
     - True when the cgroup's OOM killer killed a process in it while the command ran.
@@ -204,7 +293,7 @@ recreated:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import CgroupError
-from ansible_collections.handmade.containers.plugins.module_utils._container import options
+from ansible_collections.handmade.containers.plugins.module_utils._container import launch, options, output
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.lifecycle import ensure_state
 
@@ -218,6 +307,9 @@ def argument_spec():
         state=dict(type="str", default="run", choices=STATES),
         timeout=dict(type="float"),
         stdin=dict(type="str"),
+        output_limit=dict(type="bytes", default="1M"),
+        keep_output=dict(type="bool", default=False),
+        output_dir=dict(type="path", default=output.DEFAULT_OUTPUT_DIR),
     )
     return spec
 
@@ -240,6 +332,11 @@ def main():
         module.fail_json(msg=str(exc))
     if not module._diff:
         result.pop("diff", None)
+    failure = launch.failure_message(result, module.params["timeout"]) if result["state"] in ("run", "exec") else None
+    if failure:
+        # A non-zero rc is a failure (failed_when can say otherwise); the
+        # results go with it, so a handler or a rescue can read them.
+        module.fail_json(msg=failure, **result)
     module.exit_json(**result)
 
 

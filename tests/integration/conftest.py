@@ -79,7 +79,8 @@ def run_ansible_adhoc(module, args, check_mode=False, diff=False, timeout=600):
     except (AttributeError, ValueError):
         raise AssertionError("ansible printed no result (rc=%d)\nstdout: %s\nstderr: %s" % (
             proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")))
-    result.setdefault("failed", False)
+    # The callback drops the result's "failed"; its status line says it.
+    result.setdefault("failed", match.group(0).startswith("localhost | FAILED"))
     return result
 
 

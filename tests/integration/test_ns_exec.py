@@ -581,7 +581,7 @@ def test_exec_timeout_kills_the_exec_process_only(run_module, rootfs, container)
     marker = "32.%d" % (uuid.uuid4().int % 1000)
     result = run_module("ns_exec", {"name": container, "state": "exec", "timeout": 1,
                                     "command": ["/bin/sh", "-c", "sleep %s & sleep %s" % (marker, marker)]})
-    assert not result["failed"], result
+    assert result["failed"] and result["msg"].startswith("command timed out after 1 s"), result
     assert result["timed_out"] and result["rc"] == 137, result
     assert processes_with("sleep %s" % marker) == []
     assert process_start_time(started["pid"]) is not None

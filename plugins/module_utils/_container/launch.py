@@ -15,12 +15,13 @@ for ``exec`` or ``error``. ``run_container`` and ``start_detached`` are
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import math
 import os
 import select
 import time
 
 from ansible_collections.handmade.containers.plugins.module_utils import _syscalls as sys_
-from ansible_collections.handmade.containers.plugins.module_utils._container import init, mounts, sync
+from ansible_collections.handmade.containers.plugins.module_utils._container import init, mounts, output, sync
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 
 exit_code = init.exit_code
@@ -142,25 +143,55 @@ def _kill_and_reap(pid):
         pass
 
 
+# How long the module still reads after it killed the container (or the
+# exec'd command exited and was killed): a process the kills could not
+# reach (one that left the container's mount namespace) must not keep the
+# task from returning. Its pipe is closed then; it gets EPIPE.
+DRAIN_GRACE = 5.0
+
+# poll() takes an int of milliseconds: a timeout of years is waited for in
+# one-minute steps.
+MAX_POLL_MS = 60000
+
+
+def check_timeout(value):
+    """``timeout`` as seconds (a float > 0) or None for none; ContainerError for what cannot be a deadline."""
+    if value is None:
+        return None
+    seconds = None
+    if not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            pass
+    if seconds is None or math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+        raise ContainerError("timeout must be a finite number of seconds >= 0 (got %r): give the seconds after "
+                             "which the command is killed, or 0 (or leave timeout out) to wait for it without "
+                             "limit" % (value,))
+    return seconds or None
+
+
 def _exited(pid):
     """True once ``pid`` has exited, without reaping it (its pid stays ours)."""
     return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
-def _collect(pid, stdin_data, pipes, timeout, kill):
-    """Feed stdin, gather stdout/stderr, wait for ``pid``; enforce ``timeout``.
+def _collect(pid, stdin_data, pipes, timeout, kill, capture):
+    """Feed stdin, stream stdout/stderr into ``capture``, wait for ``pid``; enforce ``timeout``.
 
     ``pipes`` is (stdin_w or None, stdout_r, stderr_r). ``kill()`` ends the
-    whole container; it is called while ``pid`` is still unreaped, so it can
-    never hit a process that reused the pid. Returns
-    (wait_status, stdout, stderr, timed_out).
+    whole container (or exec); it is called while ``pid`` is still
+    unreaped, so it can never hit a process that reused the pid: once
+    ``pid`` exits, and at the deadline. After a kill the streams get
+    DRAIN_GRACE seconds to reach EOF, then the module stops reading, so a
+    task always returns. Returns (wait_status, timed_out).
     """
     stdin_w, stdout_r, stderr_r = pipes
-    output = {stdout_r: [], stderr_r: []}
+    streams = {stdout_r: capture["stdout"], stderr_r: capture["stderr"]}
     pending = memoryview(stdin_data or b"")
     deadline = None if not timeout else time.monotonic() + timeout
     poller = select.poll()
-    for fd in output:
+    for fd in streams:
         poller.register(fd, select.POLLIN)
     if stdin_w is not None and not pending:
         os.close(stdin_w)
@@ -176,16 +207,21 @@ def _collect(pid, stdin_data, pipes, timeout, kill):
         poller.register(pidfd, select.POLLIN)
     except (AttributeError, OSError):
         tick_ms = 50
-    streams_open = len(output)
+    open_streams = set(streams)
     exited = timed_out = False
+    give_up_at = None
     try:
-        while streams_open or not exited:
+        while open_streams or not exited:
+            now = time.monotonic()
+            if give_up_at is not None and now >= give_up_at:
+                break
             wait_ms = tick_ms
-            if deadline is not None and not timed_out:
-                left_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
-                wait_ms = left_ms if wait_ms is None else min(wait_ms, left_ms)
-            events = poller.poll(wait_ms)
-            for fd, _event in events:
+            for limit in (deadline if not timed_out else None, give_up_at):
+                if limit is not None:
+                    left_ms = max(0, int((limit - now) * 1000) + 1)
+                    wait_ms = left_ms if wait_ms is None else min(wait_ms, left_ms)
+            wait_ms = MAX_POLL_MS if wait_ms is None else min(wait_ms, MAX_POLL_MS)
+            for fd, _event in poller.poll(wait_ms):
                 if fd == pidfd:
                     continue
                 if fd == stdin_w:
@@ -201,24 +237,94 @@ def _collect(pid, stdin_data, pipes, timeout, kill):
                     continue
                 chunk = os.read(fd, 65536)
                 if chunk:
-                    output[fd].append(chunk)
+                    streams[fd].feed(chunk)
                 else:
                     poller.unregister(fd)
-                    streams_open -= 1
+                    open_streams.discard(fd)
             if not exited and _exited(pid):
                 exited = True
                 if pidfd is not None:
                     poller.unregister(pidfd)
-                # PID 1 is gone; whatever still holds the pipes (possible
-                # only without a PID namespace) goes with it.
+                # PID 1 (or the exec'd command) is gone; whatever still
+                # holds the pipes goes with it.
                 kill()
+                give_up_at = time.monotonic() + DRAIN_GRACE
             if deadline is not None and not timed_out and time.monotonic() >= deadline and not exited:
                 timed_out = True
                 kill()
+                give_up_at = time.monotonic() + DRAIN_GRACE
+        if not exited:
+            # Killed, but not gone within the grace (stuck in the kernel):
+            # waitpid below waits for it, as the kernel lets no one do otherwise.
+            kill()
     finally:
-        _close_all([stdin_w, pidfd])
+        _close_all([stdin_w, pidfd, stdout_r, stderr_r])
     status = os.waitpid(pid, 0)[1]
-    return status, b"".join(output[stdout_r]), b"".join(output[stderr_r]), timed_out
+    return status, timed_out
+
+
+def _mount_namespace(pid):
+    try:
+        return os.readlink("/proc/%d/ns/mnt" % pid)
+    except OSError:
+        return None
+
+
+def kill_container_processes(cgroup, owned, mount_namespace, timeout=10.0):
+    """SIGKILL every process of a container, whichever session or process group it is in.
+
+    A cgroup of the container's own is killed whole (cgroup.kill or the
+    freezer: nothing forks its way out). A cgroup the ``cgroup`` option
+    gave may hold other processes too, so there only those in the
+    container's mount namespace (``mnt:[inode]``, every container has one)
+    are killed, until none is left.
+    """
+    if cgroup is None:
+        return
+    if owned:
+        cgroup.kill(timeout=timeout)
+        return
+    if not mount_namespace:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        ours = [pid for pid in cgroup.pids() if pid != os.getpid() and _mount_namespace(pid) == mount_namespace]
+        if not ours:
+            return
+        if time.monotonic() > deadline:
+            raise ContainerError("processes %s of the container survived SIGKILL for %.0f s (stuck in the kernel, "
+                                 "e.g. on I/O): wait and run again" % (sorted(ours), timeout))
+        for pid in ours:
+            _signal(pid, sys_.SIGKILL)
+        time.sleep(0.01)
+
+
+def _signal(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except OSError:
+        pass
+
+
+def _pipe_holders(fds):
+    """Pids (not ours) that hold the pipe of any of ``fds``: the processes a command started that print to us."""
+    wanted = set("pipe:[%d]" % os.fstat(fd).st_ino for fd in fds)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            links = os.listdir("/proc/%s/fd" % entry)
+        except OSError:
+            continue
+        for link in links:
+            try:
+                if os.readlink("/proc/%s/fd/%s" % (entry, link)) in wanted:
+                    found.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return found
 
 
 def _open_stdio(with_stdin):
@@ -246,51 +352,62 @@ def _oom_kills(cgroup):
     return (cgroup.stats(("oom_kill",)).get("oom_kill") or 0) if cgroup is not None else 0
 
 
-def _decode(data):
-    return data.decode("utf-8", "replace")
-
-
 def _encode_stdin(stdin_data):
     return stdin_data.encode("utf-8") if isinstance(stdin_data, str) else stdin_data
 
 
-def run_container(spec, stdin_data=None, timeout=None, cgroup=None):
+def run_container(spec, stdin_data=None, timeout=None, cgroup=None, cgroup_owned=False, output_settings=None):
     """Run ``spec`` to completion, like ``docker run --rm``; return its results.
 
-    The container's PID 1 is killed with the caller (PR_SET_PDEATHSIG), at
-    ``timeout``, and when it exits every process of its PID namespace goes
-    with it, so nothing is left behind.
+    The container's PID 1 is killed with the caller (PR_SET_PDEATHSIG). At
+    ``timeout``, and as soon as PID 1 exits, every process of the container
+    is killed: its PID namespace goes with PID 1, and without one its cgroup
+    is killed (kill_container_processes), so a process that left PID 1's
+    session cannot keep the task waiting or outlive it. stdout and stderr
+    are bounded by ``output_settings`` (output.py).
     """
     started = time.monotonic()
-    child_fds, parent_fds = _open_stdio(stdin_data is not None)
+    capture = output.Capture(output_settings or output.OutputSettings(label=spec.name or "run"))
+    try:
+        child_fds, parent_fds = _open_stdio(stdin_data is not None)
+    except BaseException:
+        capture.close()
+        raise
     oom_before = _oom_kills(cgroup)
     try:
         launched = launch(spec, child_fds, cgroup=cgroup, die_with_parent=True)
     except BaseException:
         _close_all(parent_fds)
+        capture.close()
         raise
     finally:
         _close_all(child_fds)
     pid = launched.pid
+    mount_namespace = launched.namespaces.get("mnt")
 
     def kill_container():
         # PID 1 dying takes its whole PID namespace with it; without one, its
-        # process group (it called setsid) is the container.
+        # process group (it called setsid), then the container's cgroup.
         for sender in (os.kill, os.killpg):
             try:
                 sender(pid, sys_.SIGKILL)
             except OSError:
                 pass
+        kill_container_processes(cgroup, cgroup_owned, mount_namespace)
 
-    status, stdout, stderr, timed_out = _collect(pid, _encode_stdin(stdin_data), parent_fds, timeout,
-                                                 kill_container)
-    return {
-        "rc": exit_code(status), "stdout": _decode(stdout), "stderr": _decode(stderr),
+    try:
+        status, timed_out = _collect(pid, _encode_stdin(stdin_data), parent_fds, timeout, kill_container, capture)
+    finally:
+        capture.close()
+    result = {
+        "rc": exit_code(status),
         "oom_killed": _oom_kills(cgroup) > oom_before,
         "timed_out": timed_out,
         "elapsed": round(time.monotonic() - started, 6),
         "pid": pid, "namespaces": launched.namespaces,
     }
+    result.update(capture.results())
+    return result
 
 
 def start_detached(spec, stdin_fd, log_fd, cgroup=None, before_start=None):
@@ -321,11 +438,15 @@ def _open_namespaces(pid):
     return opened
 
 
-def exec_in_container(pid, spec, stdin_data=None, timeout=None, cgroup=None, is_same_process=None):
+def exec_in_container(pid, spec, stdin_data=None, timeout=None, cgroup=None, is_same_process=None,
+                      output_settings=None):
     """Run ``spec``'s command inside the running container whose PID 1 is ``pid``.
 
     ``is_same_process()`` is checked after the namespace fds are open, so a
-    pid reused by another process is never entered.
+    pid reused by another process is never entered. At ``timeout``, and
+    when the command exits, its process group and every process that still
+    holds its stdout or stderr (whichever session it moved to) are killed;
+    the rest of the container runs on.
     """
     started = time.monotonic()
     namespace_fds = _open_namespaces(pid)
@@ -339,6 +460,11 @@ def exec_in_container(pid, spec, stdin_data=None, timeout=None, cgroup=None, is_
     if is_same_process is not None and not is_same_process():
         _close_all(held)
         raise ContainerError("container process %d exited while exec started: start the container again" % pid)
+    try:
+        capture = output.Capture(output_settings or output.OutputSettings(label=spec.name or "exec"))
+    except BaseException:
+        _close_all(held)
+        raise
     child_fds, parent_fds = _open_stdio(stdin_data is not None)
     parent, child = sync.channel_pair()
     try:
@@ -358,25 +484,65 @@ def exec_in_container(pid, spec, stdin_data=None, timeout=None, cgroup=None, is_
             parent.close()
     except BaseException:
         _close_all(parent_fds)
+        capture.close()
         _kill_and_reap(helper)
         raise
     if error is not None:
         _close_all(parent_fds)
+        capture.close()
         _kill_and_reap(helper)
         raise ContainerError(error)
+    output_fds = list(parent_fds[1:])
 
     def kill_exec():
         try:
             os.killpg(helper, sys_.SIGKILL)
         except OSError:
             pass
+        # What left the process group but prints to us was started by this
+        # exec: it goes too, or it would hold the task open.
+        for _round in range(100):
+            holders = _pipe_holders(output_fds)
+            if not holders:
+                return
+            for holder in holders:
+                _signal(holder, sys_.SIGKILL)
+            time.sleep(0.01)
 
-    status, stdout, stderr, timed_out = _collect(helper, _encode_stdin(stdin_data), parent_fds, timeout, kill_exec)
-    return {
-        "rc": exit_code(status), "stdout": _decode(stdout), "stderr": _decode(stderr),
+    try:
+        status, timed_out = _collect(helper, _encode_stdin(stdin_data), parent_fds, timeout, kill_exec, capture)
+    finally:
+        capture.close()
+    result = {
+        "rc": exit_code(status),
         "oom_killed": _oom_kills(cgroup) > oom_before,
         "timed_out": timed_out, "elapsed": round(time.monotonic() - started, 6),
     }
+    result.update(capture.results())
+    return result
+
+
+def failure_message(result, timeout=None):
+    """The task's ``msg`` for a run or exec that failed, or None when it succeeded.
+
+    A non-zero rc is a failure, as for ansible.builtin.command and
+    docker_container: the message says the rc and quotes the end of stderr.
+    """
+    if result.get("rc") in (None, 0) and not result.get("timed_out"):
+        return None
+    tail = output.last_lines(result.get("stderr") or "")
+    if result.get("timed_out"):
+        message = "command timed out after %s s and was killed (rc %d)" % (_seconds(timeout), result["rc"])
+    elif result.get("oom_killed"):
+        message = "command exited with rc %d: the cgroup's memory limit was hit and the OOM killer killed it" % (
+            result["rc"])
+    else:
+        message = "command exited with rc %d" % result["rc"]
+    return "%s: %s" % (message, tail) if tail else message + " (stderr is empty)"
+
+
+def _seconds(value):
+    return "%g" % value if value is not None else "?"
 
 
 def enter_command(pid, namespaces, shell="/bin/sh"):

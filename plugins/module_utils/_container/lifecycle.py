@@ -21,6 +21,7 @@ import time
 from ansible_collections.handmade.containers.plugins.module_utils._container import (
     launch,
     options,
+    output,
     placement as placement_,
     spec as spec_,
 )
@@ -162,6 +163,30 @@ def _stop_timeout(params, record):
     return float(options.DEFAULT_STOP_TIMEOUT if recorded is None else recorded)
 
 
+def _leftovers(record, mount_namespace):
+    """Processes of the container still in its cgroup beside PID 1 (none known when the cgroup is gone)."""
+    try:
+        placement = _placement_of(record)
+    except CgroupError:
+        return []
+    if placement is None:
+        return []
+    pids = placement.cgroup.pids()
+    if placement.owned:
+        return sorted(pids)
+    return sorted(pid for pid in pids if mount_namespace and launch.namespace_ids(pid).get("mnt") == mount_namespace)
+
+
+def _kill_leftovers(record, mount_namespace):
+    """Kill by cgroup what of the container outlived PID 1's stop (it may have left PID 1's session)."""
+    try:
+        placement = _placement_of(record)
+    except CgroupError:
+        return
+    if placement is not None:
+        launch.kill_container_processes(placement.cgroup, placement.owned, mount_namespace)
+
+
 def _converge(params, state, state_dir, check_mode):
     record = state_dir.read()
     running = record is not None and record.is_running()
@@ -171,7 +196,11 @@ def _converge(params, state, state_dir, check_mode):
 
     stop_timeout = _stop_timeout(params, record)
     strays = [pid for pid in find_strays(state_dir) if not (running and pid == record.pid)]
-    changed = running or bool(strays) or (state == "absent" and state_dir.exists())
+    # Every container has a mount namespace of its own: what shares it is the
+    # container's, whichever session it moved to (and with fd 0 closed).
+    mount_namespace = launch.namespace_ids(record.pid).get("mnt") if running else None
+    leftovers = _leftovers(record, mount_namespace)
+    changed = running or bool(strays) or bool(leftovers) or (state == "absent" and state_dir.exists())
     if state == "absent" or record is None:
         after = {"state": "absent"}
     else:
@@ -183,6 +212,8 @@ def _converge(params, state, state_dir, check_mode):
     if running:
         stop_process_tree(record.pid, record.start_time, stop_timeout)
     kill_strays(state_dir)
+    if leftovers or running:
+        _kill_leftovers(record, mount_namespace)
     if state == "absent":
         _remove_own_cgroup(state_dir.name, record, stop_timeout)
         state_dir.remove()
@@ -217,17 +248,20 @@ def _converge_started(params, state_dir, record, running, before, check_mode):
 
 
 def _run(params, check_mode):
+    timeout = launch.check_timeout(params.get("timeout"))
     spec = spec_.build_spec(options.settings(params), create_mount_points=not check_mode)
+    output_settings = output.OutputSettings.from_params(params, label=spec.name or "run")
     facts = {"state": "run", "name": spec.name, "hostname": spec.hostname, "cgroup": spec.cgroup,
              "log_path": None, "enter_command": None}
     if check_mode:
         # Running the command is the change; its results cannot be predicted.
         return dict(facts, changed=True, rc=None, stdout="", stderr="", oom_killed=False,
-                    elapsed=0.0, pid=None, namespaces={})
+                    elapsed=0.0, pid=None, namespaces={}, stdout_truncated=False, stderr_truncated=False)
     placement = placement_.prepare(spec)
     try:
-        result = launch.run_container(spec, stdin_data=params.get("stdin"), timeout=params.get("timeout"),
-                                      cgroup=placement.cgroup)
+        result = launch.run_container(spec, stdin_data=params.get("stdin"), timeout=timeout,
+                                      cgroup=placement.cgroup, cgroup_owned=placement.owned,
+                                      output_settings=output_settings)
     finally:
         # Like docker run --rm: nothing of the container stays, not even a
         # process that left its session.
@@ -236,13 +270,16 @@ def _run(params, check_mode):
 
 
 def _exec(params, state_dir, check_mode):
+    timeout = launch.check_timeout(params.get("timeout"))
+    output_settings = output.OutputSettings.from_params(params, label=state_dir.name)
     record = state_dir.read()
     if record is None or not record.is_running():
         raise ContainerError("container %s is not running: start it with state=started before exec"
                              % state_dir.name)
     if check_mode:
         return dict(_container_facts(record, state_dir, "exec"), changed=True, rc=None, stdout="",
-                    stderr="", oom_killed=False, timed_out=False, elapsed=0.0)
+                    stderr="", oom_killed=False, timed_out=False, elapsed=0.0,
+                    stdout_truncated=False, stderr_truncated=False)
     # The container's volumes are already mounted in its namespace and its
     # devices made and allowed in its cgroup: exec neither mounts nor re-checks
     # them (the record holds the devices as kernel rules, not as the option).
@@ -251,9 +288,9 @@ def _exec(params, state_dir, check_mode):
                             create_mount_points=False, lookup_root="/proc/%d/root" % record.pid)
     placement = _placement_of(record)
     result = launch.exec_in_container(record.pid, spec, stdin_data=params.get("stdin"),
-                                      timeout=params.get("timeout"),
+                                      timeout=timeout,
                                       cgroup=placement.cgroup if placement is not None else None,
-                                      is_same_process=record.is_running)
+                                      is_same_process=record.is_running, output_settings=output_settings)
     facts = _container_facts(record, state_dir, "started")
     facts.update(result)
     facts.update(changed=True, state="exec")

@@ -32,13 +32,14 @@ def test_ns_exec_takes_every_row_from_the_table():
     spec = ns_exec.argument_spec()
     for option in options.OPTIONS:
         assert spec[option.name] == option.argument()
-    assert set(spec) - set(options.OPTIONS_BY_NAME) == {"state", "timeout", "stdin"}
+    assert set(spec) - set(options.OPTIONS_BY_NAME) == {"state", "timeout", "stdin", "output_limit", "keep_output",
+                                                        "output_dir"}
 
 
 def test_ns_exec_documents_only_its_own_options_beside_the_fragment():
     documented = yaml.safe_load(ns_exec.DOCUMENTATION)
     assert "handmade.containers.container_options" in documented["extends_documentation_fragment"]
-    assert set(documented["options"]) == {"state", "timeout", "stdin"}
+    assert set(documented["options"]) == {"state", "timeout", "stdin", "output_limit", "keep_output", "output_dir"}
 
 
 if __name__ == "__main__":
