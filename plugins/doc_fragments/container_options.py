@@ -168,4 +168,24 @@ options:
       - 'Recorded with a started container: O(state=stopped) and O(state=absent) use the value it was started with
         unless the task gives one, as C(docker stop) does.'
     type: float
+  log_max_size:
+    description:
+      - 'With O(state=started), the size at which C(container.log) is rotated, as the C(max-size) of Docker''s json-file
+        log driver: V(5m), V(512k), V(1g) (1024-based) or bytes. At least V(1k); the log is always rotated, since
+        it lives in C(/run) (memory on most hosts).'
+      - When the next output would not fit, the file is cut at the end of a line and renamed C(container.log.1)
+        (C(.1) becomes C(.2), and so on) and a new C(container.log) is started. The log relay, one process per container,
+        writes it (see the ns_exec documentation).
+      - With the default O(log_max_files), at most 20 MiB of log are kept. A change recreates a running container,
+        as Docker does for its log options.
+    type: raw
+    default: 5m
+  log_max_files:
+    description:
+      - 'With O(state=started), how many log files are kept, the current one included, as the C(max-file) of Docker''s
+        json-file log driver: 1 to 1000. The oldest is dropped at each rotation.'
+      - At most O(log_max_size) times O(log_max_files) bytes of log stay on disk, plus in each file the rest of
+        the line that was under way when it was cut (at most 64 KiB).
+    type: int
+    default: 4
 """

@@ -38,6 +38,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.rec
     lock_state_root,
     process_start_time,
     stop_process_tree,
+    stop_relays,
 )
 
 
@@ -99,7 +100,10 @@ def _namespace_names(config):
 
 
 def _start(spec, state_dir):
-    stdin_fd, log_fd = state_dir.prepare()
+    # A relay of an earlier start still draining into this directory would
+    # rotate files under the new one: it finishes first.
+    stop_relays(state_dir)
+    dir_fd, stdin_fd, log_fd = state_dir.prepare()
     config = spec.config()
     placement = None
 
@@ -118,7 +122,7 @@ def _start(spec, state_dir):
 
     try:
         placement = placement_.prepare(spec)
-        return launch.start_detached(spec, stdin_fd, log_fd, cgroup=placement.cgroup,
+        return launch.start_detached(spec, stdin_fd, dir_fd, log_fd, cgroup=placement.cgroup,
                                      before_start=record_before_start)
     except BaseException:
         # A container that never ran leaves no state behind.
@@ -127,8 +131,8 @@ def _start(spec, state_dir):
         state_dir.remove()
         raise
     finally:
-        os.close(stdin_fd)
-        os.close(log_fd)
+        for fd in (stdin_fd, dir_fd, log_fd):
+            os.close(fd)
 
 
 def ensure_state(params, check_mode=False, state_root=STATE_ROOT):
@@ -212,6 +216,8 @@ def _converge(params, state, state_dir, check_mode):
     if running:
         stop_process_tree(record.pid, record.start_time, stop_timeout)
     kill_strays(state_dir)
+    # The log relays exit once the container is gone, after writing what it left in the pipe.
+    stop_relays(state_dir)
     if leftovers or running:
         _kill_leftovers(record, mount_namespace)
     if state == "absent":

@@ -16,21 +16,29 @@ lost (``find_strays``).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import binascii
 import errno
 import fcntl
 import hashlib
 import json
 import os
-import shutil
 import signal
+import stat
 import time
 
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
+from ansible_collections.handmade.containers.plugins.module_utils._container.logs import (
+    DIR_FD as RELAY_DIR_FD,
+    LOG_NAME,
+    RELAY_MARK,
+    StateFileError,
+    open_in_dir,
+    open_log,
+)
 
 STATE_ROOT = "/run/handmade-containers"
 RECORD_FILE = "state.json"
 FIFO_NAME = "stdin"
-LOG_NAME = "container.log"
 # The format of state.json. 1 had no "format" key; 2 adds it and records
 # every setting (stop_timeout included) beside the digest of those that
 # define the container. A reader takes formats up to its own and refuses
@@ -95,23 +103,132 @@ class ContainerRecord:
         return process_start_time(self.pid, proc) == self.start_time
 
 
+def _refuse(path, problem, fix):
+    raise ContainerError("%s %s, refused: %s" % (path, problem, fix))
+
+
+def _check_dir(fd, path):
+    """A state directory must be a directory of ours (root's) that nobody else can write."""
+    info = os.fstat(fd)
+    if not stat.S_ISDIR(info.st_mode):
+        _refuse(path, "is not a directory", "remove it (rm %s)" % path)
+    if info.st_uid != os.geteuid():
+        _refuse(path, "is owned by uid %d, not by %d (root)" % (info.st_uid, os.geteuid()),
+                "remove it (rm -r %s); ns_exec makes it again" % path)
+    if info.st_mode & 0o022:
+        _refuse(path, "is writable by group or others (mode %04o)" % stat.S_IMODE(info.st_mode),
+                "remove it (rm -r %s) or chmod go-w it" % path)
+
+
+def open_state_dir(path, dir_fd=None, name=None, create=False, mode=0o700):
+    """Open a state directory (``name`` in ``dir_fd``, else ``path``) without following a symlink, and check it.
+
+    Returns the fd, or None when it does not exist and ``create`` is false.
+    """
+    target = name if name is not None else path
+    for _attempt in range(2):
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            break
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and create:
+                try:
+                    os.mkdir(target, mode, dir_fd=dir_fd)
+                except OSError as mkdir_exc:
+                    if mkdir_exc.errno != errno.EEXIST:
+                        raise ContainerError("cannot create the state directory %s: %s (is /run writable by "
+                                             "root?)" % (path, mkdir_exc.strerror))
+                continue
+            if exc.errno == errno.ENOENT:
+                return None
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                if os.path.islink(path):
+                    _refuse(path, "is a symlink (to %s)" % os.readlink(path), "remove it (rm %s)" % path)
+                _refuse(path, "is not a directory", "remove it (rm %s)" % path)
+            raise ContainerError("cannot open the state directory %s: %s" % (path, exc.strerror))
+    else:
+        raise ContainerError("cannot open the state directory %s: it keeps disappearing" % path)
+    try:
+        _check_dir(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _remove_tree(dir_fd):
+    """Empty the directory ``dir_fd`` without following any symlink in it."""
+    for entry in os.listdir(dir_fd):
+        try:
+            child = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError:
+            child = None  # not a directory (a symlink included): unlink the name itself
+        if child is None:
+            os.unlink(entry, dir_fd=dir_fd)
+            continue
+        try:
+            _remove_tree(child)
+        finally:
+            os.close(child)
+        os.rmdir(entry, dir_fd=dir_fd)
+
+
 class StateDir:
-    """The directory ``<root>/<name>`` of one named container."""
+    """The directory ``<root>/<name>`` of one named container.
+
+    Every file in it is reached through the directory's fd, opened with
+    ``O_NOFOLLOW`` and checked for what it should be (the record and the
+    log regular files, ``stdin`` a fifo, the directory and the root
+    directories of root's that nobody else can write): a symlink planted
+    anywhere here is refused with the path and the fix, never followed.
+    """
 
     def __init__(self, name, root=STATE_ROOT):
         self.name = name
+        self.root = root
         self.path = os.path.join(root, name)
         self.record_path = os.path.join(self.path, RECORD_FILE)
         self.fifo_path = os.path.join(self.path, FIFO_NAME)
         self.log_path = os.path.join(self.path, LOG_NAME)
 
+    def open(self, create=False):
+        """The state directory's fd (the caller closes it), or None when there is none."""
+        root_fd = open_state_dir(self.root, create=create, mode=0o755)
+        if root_fd is None:
+            return None
+        try:
+            return open_state_dir(self.path, root_fd, self.name, create=create)
+        finally:
+            os.close(root_fd)
+
     def exists(self):
-        return os.path.isdir(self.path)
+        fd = self.open()
+        if fd is None:
+            return False
+        os.close(fd)
+        return True
+
+    def _open_file(self, dir_fd, name, flags, kind, mode=0o600):
+        try:
+            return open_in_dir(dir_fd, name, flags, kind, mode)
+        except StateFileError as exc:
+            path = os.path.join(self.path, name)
+            raise ContainerError("%s: %s (rm %s)" % (self.path, exc, path))
 
     def read(self):
         """The record, or None when there is none or it is unreadable."""
+        dir_fd = self.open()
+        if dir_fd is None:
+            return None
         try:
-            with open(self.record_path) as handle:
+            try:
+                fd = self._open_file(dir_fd, RECORD_FILE, os.O_RDONLY, "file")
+            except OSError:
+                return None
+        finally:
+            os.close(dir_fd)
+        try:
+            with os.fdopen(fd) as handle:
                 data = json.load(handle)
         except (OSError, ValueError):
             return None
@@ -127,49 +244,92 @@ class StateDir:
         return ContainerRecord(**fields)
 
     def write(self, record):
-        # Write then rename: a crash leaves the old record or the new one,
-        # never half of one.
-        temporary = self.record_path + ".tmp"
-        with open(temporary, "w") as handle:
-            json.dump(record.to_dict(), handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temporary, self.record_path)
+        # A fresh temporary name, created (O_EXCL, never through a symlink)
+        # in the directory's fd, then renamed over state.json: a crash leaves
+        # the old record or the new one, never half of one, and a name planted
+        # beside it is neither followed nor reused.
+        dir_fd = self.open(create=True)
+        try:
+            temporary = ".%s.%s.tmp" % (RECORD_FILE, binascii.hexlify(os.urandom(6)).decode())
+            fd = self._open_file(dir_fd, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "file")
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(record.to_dict(), handle, sort_keys=True)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.rename(temporary, RECORD_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                try:
+                    os.unlink(temporary, dir_fd=dir_fd)
+                except OSError:
+                    pass
+                raise
+        finally:
+            os.close(dir_fd)
 
     def prepare(self):
-        """Create the directory, a fresh stdin fifo and the log; return (stdin_fd, log_fd)."""
+        """Create the directory, a fresh stdin fifo and the log; return (dir_fd, stdin_fd, log_fd)."""
+        dir_fd = self.open(create=True)
+        opened = [dir_fd]
         try:
-            os.makedirs(self.path, 0o700, exist_ok=True)
             try:
-                os.unlink(self.fifo_path)
+                os.unlink(FIFO_NAME, dir_fd=dir_fd)
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
                     raise
-            os.mkfifo(self.fifo_path, 0o600)
+            os.mkfifo(FIFO_NAME, 0o600, dir_fd=dir_fd)
             # Read-write, so the container's stdin always has a writer and a
             # shell reading it blocks instead of seeing EOF and exiting.
-            stdin_fd = os.open(self.fifo_path, os.O_RDWR | os.O_CLOEXEC)
-            log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            opened.append(self._open_file(dir_fd, FIFO_NAME, os.O_RDWR, "fifo"))
+            try:
+                opened.append(open_log(dir_fd, LOG_NAME))
+            except StateFileError as exc:
+                raise ContainerError("%s: %s (rm %s)" % (self.path, exc, self.log_path))
         except OSError as exc:
+            for fd in opened:
+                os.close(fd)
             raise ContainerError("cannot prepare the state directory %s: %s (is /run writable by root?)"
                                  % (self.path, exc))
-        return stdin_fd, log_fd
+        except BaseException:
+            for fd in opened:
+                os.close(fd)
+            raise
+        return tuple(opened)
 
     def remove(self):
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove the directory and everything in it, following no symlink; a symlink itself is refused."""
+        root_fd = open_state_dir(self.root)
+        if root_fd is None:
+            return
+        try:
+            dir_fd = open_state_dir(self.path, root_fd, self.name)
+            if dir_fd is None:
+                return
+            try:
+                _remove_tree(dir_fd)
+            finally:
+                os.close(dir_fd)
+            os.rmdir(self.name, dir_fd=root_fd)
+        except OSError as exc:
+            raise ContainerError("cannot remove the state directory %s: %s" % (self.path, exc))
+        finally:
+            os.close(root_fd)
 
 
 def lock_state_root(root=STATE_ROOT):
     """An exclusive lock over all named containers; returns the fd to close.
 
     Held while one run converges a container, so two runs never start the
-    same name twice. It locks the state root itself, so it leaves no file.
+    same name twice. It locks the state root itself (opened without
+    following a symlink and checked like a state directory), so it leaves
+    no lock file to plant a symlink at.
     """
+    parent = os.path.dirname(root.rstrip("/")) or "/"
     try:
-        os.makedirs(root, 0o755, exist_ok=True)
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.makedirs(parent, 0o755, exist_ok=True)
     except OSError as exc:
-        raise ContainerError("cannot create the state root %s: %s (is /run writable by root?)" % (root, exc))
+        raise ContainerError("cannot create %s: %s (is /run writable by root?)" % (parent, exc))
+    fd = open_state_dir(root, create=True, mode=0o755)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 
@@ -242,3 +402,46 @@ def kill_strays(state_dir):
         if start_time is not None:
             stop_process_tree(pid, start_time, 0)
     return strays
+
+
+def find_relays(state_dir, proc="/proc"):
+    """Log relays (logs.py) writing this name's state directory, as (pid, start time).
+
+    A relay is told by its argv and found by the kernel, like a stray: the
+    directory it holds open (/proc/<pid>/fd/4) is this name's state
+    directory, with " (deleted)" once that is gone.
+    """
+    wanted = (state_dir.path, state_dir.path + " (deleted)")
+    mark = ("\0%s\0" % RELAY_MARK).encode()
+    found = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("%s/%s/cmdline" % (proc, entry), "rb") as handle:
+                if mark not in handle.read():
+                    continue
+            if os.readlink("%s/%s/fd/%d" % (proc, entry, RELAY_DIR_FD)) not in wanted:
+                continue
+        except OSError:
+            continue
+        start_time = process_start_time(int(entry), proc)
+        if start_time is not None:
+            found.append((int(entry), start_time))
+    return found
+
+
+def stop_relays(state_dir, grace=2.0):
+    """Let this name's log relays finish, then kill what is left; returns their pids.
+
+    Once the container's processes are gone the pipe has no writer and a
+    relay exits by itself after writing what was left in it: that is given
+    ``grace`` seconds. A relay still running then (a writer that escaped
+    the container's process tree) gets SIGKILL.
+    """
+    relays = find_relays(state_dir)
+    for pid, start_time in relays:
+        if not _wait_gone(pid, start_time, grace):
+            _signal(pid, signal.SIGKILL)
+            _wait_gone(pid, start_time, 10.0)
+    return [pid for pid, _start_time in relays]

@@ -24,6 +24,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._capabilities 
 )
 from ansible_collections.handmade.containers.plugins.module_utils import _devices
 from ansible_collections.handmade.containers.plugins.module_utils._container import options, seccomp
+from ansible_collections.handmade.containers.plugins.module_utils._container import logs
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.paths import (
     find_executable,
@@ -291,6 +292,11 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
     settings["readonly_rootfs"] = bool(settings.get("readonly_rootfs"))
     settings["no_new_privileges"] = bool(settings.get("no_new_privileges"))
     settings["stop_timeout"] = _stop_timeout(settings.get("stop_timeout"))
+    try:  # kept as bytes and a count, so 5m and 5M are the same container
+        settings["log_max_size"], settings["log_max_files"] = logs.check_limits(
+            settings.get("log_max_size"), settings.get("log_max_files"))
+    except ValueError as exc:
+        raise ContainerError(str(exc))
 
     volumes = []
     for entry in settings.get("mounts") or []:
