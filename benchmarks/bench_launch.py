@@ -13,7 +13,7 @@ mount, uts, ipc, net and cgroup namespaces, and waits for it:
 
 Peers and the fresh process are timed as whole processes from fork to reap.
 Then the host-side footprint of a detached container: any process of ours
-left beside its PID 1, and its RSS.
+left beside its PID 1 (its log relay, logs.py), and its RSS.
 
 Usage (as root): scripts/bench.sh launch   or   python benchmarks/bench_launch.py [--runs N]
 """
@@ -141,10 +141,10 @@ def cpu_ms():
     return total * 1000
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS:"):
     with open("/proc/%d/status" % pid) as handle:
         for line in handle:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     return 0
 
@@ -180,8 +180,12 @@ def detached_footprint(rootfs):
         for stray in record.find_strays(record.StateDir(name)):
             if stray != pid and parent_of(stray) != pid:
                 helpers.append(stray)
+        # The log relay (logs.py): its command line is short (the source comes over a pipe).
+        relays = [relay for relay, _start in record.find_relays(record.StateDir(name))]
         return {"pid1": pid, "pid1_rss_kb": rss_kb(pid), "parent": "%d (%s)" % (parent, command_of(parent) or "?"),
-                "helpers": [(helper, command_of(helper), rss_kb(helper)) for helper in helpers]}
+                "helpers": [(helper, command_of(helper), rss_kb(helper)) for helper in helpers],
+                "relays": [(relay, "log relay: " + command_of(relay)[-60:], rss_kb(relay), rss_kb(relay, "RssAnon:"))
+                           for relay in relays]}
     finally:
         lifecycle.ensure_state({"name": name, "state": "absent", "stop_timeout": 0})
 
@@ -250,10 +254,12 @@ def main():
         print("\nDetached container (sleep 600) started by a process that then exits:")
         print("  PID 1: host pid %d, RSS %d kB (the command itself)" % (footprint["pid1"], footprint["pid1_rss_kb"]))
         print("  parent of PID 1: %s" % footprint["parent"])
-        if footprint["helpers"]:
-            for pid, command, rss in footprint["helpers"]:
-                print("  process of ours beside it: %d %s, RSS %d kB" % (pid, command, rss))
-        else:
+        for pid, command, rss in footprint["helpers"]:
+            print("  process of ours beside it: %d %s, RSS %d kB" % (pid, command, rss))
+        for pid, command, rss, anon in footprint["relays"]:
+            print("  process of ours beside it: %d (%s), RSS %d kB, of it private (RssAnon) %d kB;"
+                  " in the container's cgroup" % (pid, command, rss, anon))
+        if not footprint["helpers"] and not footprint["relays"]:
             print("  processes of ours beside it: none (0 kB)")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
