@@ -87,8 +87,16 @@ ST_NODEV = 0x4
 ST_NOEXEC = 0x8
 
 # openat2(2) resolve flags (include/uapi/linux/openat2.h).
+RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
+
+# statfs(2) f_type of the filesystems the mount plan checks (include/uapi/linux/magic.h).
+PROC_SUPER_MAGIC = 0x9FA0
+SYSFS_MAGIC = 0x62656572
+TMPFS_MAGIC = 0x01021994
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 

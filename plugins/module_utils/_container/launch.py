@@ -95,7 +95,13 @@ def launch(spec, stdio, cgroup=None, die_with_parent=True, before_start=None):
     """
     steps = ParentSteps(cgroup=cgroup, before_start=before_start)
     plan = mounts.build_plan(spec)
-    parent, child = sync.channel_pair()
+    # Made through the rootfs' fd, before the fork; taken back if the start fails.
+    made = mounts.make_mount_points(spec)
+    try:
+        parent, child = sync.channel_pair()
+    except BaseException:
+        made.remove()
+        raise
     own_pid_ns = None
     try:
         if "pid" in spec.namespaces:
@@ -110,6 +116,7 @@ def launch(spec, stdio, cgroup=None, die_with_parent=True, before_start=None):
     except OSError as exc:
         parent.close()
         child.close()
+        made.remove()
         raise ContainerError("cannot start the container: %s" % exc)
     finally:
         if own_pid_ns is not None:
@@ -126,10 +133,13 @@ def launch(spec, stdio, cgroup=None, die_with_parent=True, before_start=None):
             parent.close()
     except BaseException:
         _kill_and_reap(pid)
+        made.remove()
         raise
     if error is not None:
         _kill_and_reap(pid)
+        made.remove()
         raise ContainerError(error)
+    made.close()
     return Launched(pid, namespaces)
 
 

@@ -62,7 +62,11 @@ def resolve_in_root(root, path, what="path"):
         links_followed += 1
         if links_followed > _SYMLINK_LIMIT:
             raise ContainerError("%s %s in rootfs %s loops through symlinks" % (what, path, root))
-        target = os.readlink(candidate)
+        try:
+            target = os.readlink(candidate)
+        except OSError as exc:  # swapped between the lstat and now: the rootfs is changing under us
+            raise ContainerError("cannot look up %s %s in rootfs %s: %s changed while it was read (%s): run "
+                                 "again once the rootfs holds still" % (what, path, root, candidate, exc.strerror))
         via_link = "/%s -> %s" % ("/".join(resolved + [part]), target)
         if target.startswith("/"):
             resolved = []

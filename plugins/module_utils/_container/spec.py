@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import stat
 
 from ansible_collections.handmade.containers.plugins.module_utils import _syscalls as sys_
 from ansible_collections.handmade.containers.plugins.module_utils._capabilities import (
@@ -23,7 +24,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._capabilities 
     normalize_capability,
 )
 from ansible_collections.handmade.containers.plugins.module_utils import _devices
-from ansible_collections.handmade.containers.plugins.module_utils._container import options, seccomp
+from ansible_collections.handmade.containers.plugins.module_utils._container import beneath, mounts, options, seccomp
 from ansible_collections.handmade.containers.plugins.module_utils._container import logs
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.paths import (
@@ -115,6 +116,9 @@ class ContainerSpec:
         self.device_rules = derived["device_rules"]
         self.device_nodes = derived["device_nodes"]
         self.seccomp_program = derived["seccomp_program"]
+        # Whether the launch may make missing mount points in the rootfs
+        # (mounts.make_mount_points, through its fd, taken back on failure).
+        self.create_mount_points = derived.get("create_mount_points", True)
         self.capability_mask = capability_mask(self.capabilities)
         self.last_capability = last_capability()
 
@@ -193,16 +197,56 @@ def _prepare_volume(root, entry):
     return Volume(dest, target, src, mount_type, bool(entry.get("readonly")), entry.get("options")), exists
 
 
-def _create_mount_point(volume):
-    """Create a missing volume target inside the rootfs (a file for a file src)."""
+def check_mount_points(root):
+    """Refuse an image whose /proc, /dev, /sys (or another of the plan's mount points) is a symlink or no directory.
+
+    Before anything is made or mounted, so that such an image fails with
+    the path named instead of starting a container without procfs, without
+    /dev or without its masks. A missing one is fine: the launch makes it.
+    """
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        if volume.type == "bind" and not os.path.isdir(volume.src):
-            os.makedirs(os.path.dirname(volume.target), exist_ok=True)
-            os.close(os.open(volume.target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-        else:
-            os.makedirs(volume.target, exist_ok=True)
-    except OSError as exc:
-        raise ContainerError("cannot create mount point %s in the rootfs: %s" % (volume.dest, exc))
+        for path in mounts.IMAGE_MOUNT_POINTS:
+            try:
+                info = os.stat(path, dir_fd=root_fd, follow_symlinks=False)
+            except OSError:
+                continue  # missing: made at launch (or covered by the fresh /dev)
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                what = "a symlink to %s" % os.readlink(path, dir_fd=root_fd)
+            else:
+                what = "not a directory"
+            raise ContainerError("rootfs %s has /%s %s: ns_exec mounts its own filesystem there and follows no "
+                                 "symlink to do it; make /%s an empty directory in the image" % (root, path, what, path))
+    finally:
+        os.close(root_fd)
+
+
+def _is_directory_in(root, path):
+    """Whether ``path`` is a directory inside ``root``, resolved as the container will, through the root's fd."""
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.close(beneath.open_beneath(root_fd, path, os.O_PATH | os.O_DIRECTORY,
+                                      sys_.RESOLVE_IN_ROOT | sys_.RESOLVE_NO_MAGICLINKS))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(root_fd)
+
+
+_SCALARS = (str, int, float)
+
+
+def _text(value, what, fix):
+    """A scalar as the string execve gets; anything else (a dict, a list, a NUL byte) is refused."""
+    if not isinstance(value, _SCALARS):
+        raise ContainerError("%s is a %s (%r): %s" % (what, type(value).__name__, value, fix))
+    text = str(value)
+    if "\0" in text:
+        raise ContainerError("%s holds a NUL byte, which no program can receive: remove it" % what)
+    return text
 
 
 def _argv(command):
@@ -244,6 +288,10 @@ def _stop_timeout(value):
 def build_spec(settings, create_mount_points=True, lookup_root=None):
     """Validate the settings and resolve them against the rootfs.
 
+    Nothing is written in the rootfs here: the launch makes the missing
+    mount points (unless ``create_mount_points`` is False) and takes them
+    back if the start fails.
+
     ``lookup_root`` is where the command, workdir and user are looked up
     when that differs from the rootfs on disk: for ``exec`` it is the
     running container's ``/proc/<pid>/root``, volumes included.
@@ -283,8 +331,8 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
     workdir = settings["workdir"] = settings.get("workdir") or "/"
     if not workdir.startswith("/"):
         raise ContainerError("workdir %s must be an absolute path inside the container" % workdir)
-    workdir_host, workdir_exists = resolve_in_root(view, workdir, "workdir")
-    if not workdir_exists or not os.path.isdir(workdir_host):
+    resolve_in_root(view, workdir, "workdir")  # for its message, when the path leads out
+    if not _is_directory_in(view, workdir):
         raise ContainerError("workdir %s does not exist in rootfs %s: create it or choose another" % (workdir, root))
     executable = find_executable(view, argv[0], full_env["PATH"], workdir)
 
@@ -298,12 +346,9 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
     except ValueError as exc:
         raise ContainerError(str(exc))
 
-    volumes = []
-    for entry in settings.get("mounts") or []:
-        volume, exists = _prepare_volume(root, entry)
-        if not exists and create_mount_points:
-            _create_mount_point(volume)
-        volumes.append(volume)
+    if lookup_root is None:
+        check_mount_points(root)
+    volumes = [_prepare_volume(root, entry)[0] for entry in settings.get("mounts") or []]
     settings["mounts"] = [volume.config() for volume in volumes]
 
     try:
@@ -321,4 +366,4 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
     return ContainerSpec(settings, executable=executable, env=full_env, uid=uid, gid=gid,
                          groups=supplementary_groups(view, uid, gid), volumes=volumes,
                          device_rules=_devices.allowed_rules(extra_rules), device_nodes=device_nodes,
-                         seccomp_program=seccomp_program)
+                         seccomp_program=seccomp_program, create_mount_points=create_mount_points)
