@@ -91,8 +91,25 @@ def find_executable(root, command, env_path, workdir):
         if not info.st_mode & 0o111:
             raise ContainerError("command %s in rootfs %s is not executable (mode %o): chmod +x it "
                                  "or run it through its interpreter" % (candidate, root, info.st_mode & 0o7777))
+        if os.statvfs(host_path).f_flag & os.ST_NOEXEC:
+            mount_point = _mount_point(host_path)
+            raise ContainerError("command %s in rootfs %s is on a filesystem mounted noexec (at %s), where "
+                                 "nothing can run: remount it exec (mount -o remount,exec %s) or keep the rootfs "
+                                 "on another filesystem" % (candidate, root, mount_point, mount_point))
         return candidate
     if "/" in command:
         raise ContainerError("rootfs %s has no %s: check the command or the rootfs" % (root, candidates[0]))
     raise ContainerError("rootfs %s has no %s in PATH %s: check the command or give its full path"
                          % (root, command, env_path))
+
+
+def _mount_point(path):
+    """The mount point of the filesystem ``path`` is on: the top directory with its st_dev."""
+    path = os.path.realpath(path)
+    device = os.stat(path).st_dev
+    while path != "/":
+        parent = os.path.dirname(path)
+        if os.stat(parent).st_dev != device:
+            break
+        path = parent
+    return path

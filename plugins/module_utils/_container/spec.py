@@ -144,10 +144,22 @@ def _lookup_id(root, database, name):
     raise ContainerError("user %s is not in the rootfs' /etc/%s: use numeric ids (uid:gid)" % (name, database))
 
 
+# The kernel's ids are 32-bit, and (uid_t)-1 means "no change" to setuid(2).
+MAX_ID = 4294967294
+
+
+def _checked_id(user, kind, value):
+    if value > MAX_ID:
+        raise ContainerError("user %s: %s %d is out of range: ids go from 0 to %d" % (user, kind, value, MAX_ID))
+    return value
+
+
 def parse_user(root, user):
     """``"1000"``, ``"1000:100"``, ``"nobody"``, ``"nobody:users"`` -> (uid, gid)."""
     if user in (None, ""):
         return 0, 0
+    if not isinstance(user, (str, int)) or isinstance(user, bool):
+        raise ContainerError("user must be uid[:gid] or name[:group] as a string, got %r" % (user,))
     text = str(user)
     user_part, _sep, group_part = text.partition(":")
     if user_part.isdigit():
@@ -156,7 +168,7 @@ def parse_user(root, user):
         uid, gid = _lookup_id(root, "passwd", user_part)
     if group_part:
         gid = int(group_part) if group_part.isdigit() else _lookup_id(root, "group", group_part)[0]
-    return uid, gid
+    return _checked_id(text, "uid", uid), _checked_id(text, "gid", gid)
 
 
 def supplementary_groups(root, uid, gid):
@@ -253,9 +265,31 @@ def _argv(command):
     if command is None or command == "" or command == []:
         return ["/bin/sh"]
     if isinstance(command, (list, tuple)):
-        return [str(arg) for arg in command]
+        return [_text(arg, "command argument %d" % index, "give each argument as a string")
+                for index, arg in enumerate(command)]
+    if not isinstance(command, str):
+        raise ContainerError("command must be a list of strings or a string, got a %s (%r): write it as "
+                             "command: [program, arg, ...]" % (type(command).__name__, command))
     import shlex  # only a string command needs splitting
-    return shlex.split(command)
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ContainerError("command %r cannot be split like a shell would (%s): give it as a list" % (command, exc))
+    return [_text(arg, "command argument %d" % index, "") for index, arg in enumerate(argv)] or ["/bin/sh"]
+
+
+def _environment(env):
+    """``env`` as execve takes it: string names without '=' and string values."""
+    if not isinstance(env, dict):
+        raise ContainerError("env must be a mapping of names to values, got %r" % (env,))
+    checked = {}
+    for key, value in env.items():
+        name = _text(key, "env name %r" % (key,), "names are strings")
+        if not name or "=" in name:
+            raise ContainerError("env name %r is not a variable name: it must be non-empty and hold no '='" % name)
+        fix = "give it as a string (quote it in YAML), or serialize it first (to_json)"
+        checked[name] = _text(value, "env %s" % name, fix)
+    return checked
 
 
 def _namespaces(wanted):
@@ -280,9 +314,14 @@ def _capabilities(names):
 
 def _stop_timeout(value):
     try:
-        return float(value)
+        seconds = float(value)
     except (TypeError, ValueError):
-        raise ContainerError("stop_timeout %r is not a number of seconds: give for example 10" % (value,))
+        seconds = None
+    # NaN compares false with everything: "not 0 <= seconds" refuses it too.
+    if seconds is None or not 0 <= seconds < float("inf"):
+        raise ContainerError("stop_timeout %r is not a number of seconds: give a finite number, 0 or more, "
+                             "for example 10" % (value,))
+    return seconds
 
 
 def build_spec(settings, create_mount_points=True, lookup_root=None):
@@ -314,7 +353,7 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
 
     settings["namespaces"] = _namespaces(list(settings["namespaces"]))
     settings["command"] = argv = _argv(settings.get("command"))
-    settings["env"] = user_env = dict((str(key), str(value)) for key, value in (settings.get("env") or {}).items())
+    settings["env"] = user_env = _environment(settings.get("env") or {})
     user = settings.get("user")
     settings["user"] = None if user in (None, "") else str(user)
     uid, gid = parse_user(view, user)

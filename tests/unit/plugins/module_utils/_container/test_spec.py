@@ -8,6 +8,9 @@ import pytest
 
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.spec import (
+    _argv,
+    _environment,
+    _stop_timeout,
     parse_user,
     valid_hostname,
     valid_name,
@@ -39,3 +42,55 @@ def test_unknown_user_names_the_file(root):
     with pytest.raises(ContainerError) as caught:
         parse_user(root, "ghost")
     assert "/etc/passwd" in str(caught.value)
+
+
+@pytest.mark.parametrize("command, expected", [
+    (None, ["/bin/sh"]), ("", ["/bin/sh"]), ([], ["/bin/sh"]), ("echo 'a b' c", ["echo", "a b", "c"]),
+    (["/bin/echo", 1, 2.5], ["/bin/echo", "1", "2.5"]),
+])
+def test_commands_become_argv(command, expected):
+    assert _argv(command) == expected
+
+
+@pytest.mark.parametrize("command, message", [
+    ({"a": 1}, "command must be a list of strings or a string, got a dict"),
+    (["/bin/echo", ["x"]], "command argument 1 is a list"),
+    (["/bin/echo", None], "command argument 1 is a NoneType"),
+    (["/bin/echo", "a\0b"], "command argument 1 holds a NUL byte"),
+    ("echo 'open", "cannot be split like a shell would"),
+])
+def test_commands_that_no_program_can_receive_are_refused(command, message):
+    with pytest.raises(ContainerError) as caught:
+        _argv(command)
+    assert message in str(caught.value)
+
+
+def test_environment_values_become_strings_and_structures_are_refused():
+    assert _environment({"A": 1, "B": "x", "C": True}) == {"A": "1", "B": "x", "C": "True"}
+    for env, message in (({"A": [1]}, "env A is a list"), ({"": "x"}, "non-empty"),
+                         ({"A=B": "x"}, "no '='"), ([("A", "B")], "mapping")):
+        with pytest.raises(ContainerError) as caught:
+            _environment(env)
+        assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("user, message", [
+    ("99999999999", "uid 99999999999 is out of range"), ("4294967295", "uid 4294967295 is out of range"),
+    ("0:99999999999", "gid 99999999999 is out of range"), (["root"], "as a string"),
+])
+def test_ids_beyond_the_kernels_range_are_refused(root, user, message):
+    with pytest.raises(ContainerError) as caught:
+        parse_user(root, user)
+    assert message in str(caught.value)
+
+
+def test_the_largest_id_is_taken(root):
+    assert parse_user(root, "4294967294:4294967294") == (4294967294, 4294967294)
+
+
+@pytest.mark.parametrize("value", [-1, float("inf"), float("nan"), "soon", None])
+def test_stop_timeouts_are_finite_and_not_negative(value):
+    with pytest.raises(ContainerError) as caught:
+        _stop_timeout(value)
+    assert "stop_timeout" in str(caught.value)
+    assert _stop_timeout("2.5") == 2.5 and _stop_timeout(0) == 0
