@@ -76,8 +76,8 @@ options:
   output_limit:
     description:
       - For V(run) and V(exec), the most bytes of each of stdout and stderr the
-        result carries. A longer stream returns its first half and its last half
-        of this size, with one line between them saying how many bytes were cut,
+        result carries. A longer stream returns its head and its tail, half of
+        this size each, with one line between them saying how many bytes were cut,
         and RV(stdout_truncated) or RV(stderr_truncated) is true.
       - The module's own memory stays bounded by this, whatever the container prints.
       - A number of bytes or a size such as V(4M). V(0) returns no output (the

@@ -17,7 +17,6 @@ Every test removes its containers, cgroups, processes and files, also on failure
 
 import json
 import os
-import resource
 import shutil
 import signal
 import stat
@@ -254,8 +253,8 @@ def test_invalid_utf8_is_replaced_not_fatal(run_module, rootfs):
 # timeout honoured in every case; stop/absent kill by cgroup
 # --------------------------------------------------------------------------
 
-def test_run_timeout_kills_a_grandchild_that_left_the_session_without_a_pid_namespace(run_module, rootfs, name,
-                                                                                   marker):
+def test_run_timeout_kills_a_grandchild_that_left_the_session_without_a_pid_namespace(
+        run_module, rootfs, name, marker):
     # Before: PID 1 and its group were killed, the setsid'd sleep kept
     # stdout open, and the task hung until killed by hand.
     started = time.monotonic()
@@ -269,8 +268,8 @@ def test_run_timeout_kills_a_grandchild_that_left_the_session_without_a_pid_name
     assert not own_cgroup_exists(name)
 
 
-def test_run_timeout_in_a_given_cgroup_kills_only_the_containers_processes(run_module, rootfs, given_cgroup,
-                                                                         marker):
+def test_run_timeout_in_a_given_cgroup_kills_only_the_containers_processes(
+        run_module, rootfs, given_cgroup, marker):
     bystander = subprocess.Popen(["sleep", "%s1" % marker])
     try:
         cgroups.open_existing(given_cgroup).attach(bystander.pid)
@@ -288,7 +287,7 @@ def test_run_timeout_in_a_given_cgroup_kills_only_the_containers_processes(run_m
 
 def test_run_returns_when_pid1_exits_even_if_a_grandchild_left_the_session(run_module, rootfs, name, marker):
     result = run_module("ns_exec", {"rootfs": rootfs, "name": name, "namespaces": ["mount"],
-                                    "command": ["/bin/sh", "-c", "setsid sleep %s & echo done" % marker]},
+                                    "command": ["/bin/sh", "-c", "setsid sleep %s & sleep 0.5; echo done" % marker]},
                         timeout=60)
     assert result["rc"] == 0 and result["stdout"] == "done\n", result
     assert processes_with(marker) == []
@@ -311,7 +310,7 @@ def test_exec_returns_when_the_command_exits_even_if_a_grandchild_holds_stdout(r
                                      "command": ["/bin/sleep", "1000"]})
     assert not started["failed"], started
     result = run_module("ns_exec", {"name": name, "state": "exec", "command": [
-        "/bin/sh", "-c", "setsid sleep %s & echo done" % marker]}, timeout=60)
+        "/bin/sh", "-c", "setsid sleep %s & sleep 0.5; echo done" % marker]}, timeout=60)
     assert result["rc"] == 0 and result["stdout"] == "done\n", result
     assert processes_with(marker) == []
 
@@ -335,8 +334,8 @@ def test_stopped_kills_a_process_that_left_the_session_without_a_pid_namespace(r
     assert processes_with(marker) == []
 
 
-def test_absent_kills_a_process_that_left_the_session_in_a_given_cgroup(run_module, rootfs, name, given_cgroup,
-                                                                      marker):
+def test_absent_kills_a_process_that_left_the_session_in_a_given_cgroup(
+        run_module, rootfs, name, given_cgroup, marker):
     started = run_module("ns_exec", {"name": name, "state": "started", "rootfs": rootfs, "cgroup": given_cgroup,
                                      "namespaces": ["mount", "uts"],
                                      "command": ["/bin/sh", "-c", ESCAPING % marker]})
@@ -351,8 +350,8 @@ def test_absent_kills_a_process_that_left_the_session_in_a_given_cgroup(run_modu
     assert cgroups.open_existing(given_cgroup).pids() == set()
 
 
-def test_stopped_again_after_pid1_died_still_kills_what_is_left_in_its_own_cgroup(run_module, rootfs, name,
-                                                                                 marker):
+def test_stopped_again_after_pid1_died_still_kills_what_is_left_in_its_own_cgroup(
+        run_module, rootfs, name, marker):
     started = run_module("ns_exec", {"name": name, "state": "started", "rootfs": rootfs, "namespaces": ["mount"],
                                      "command": ["/bin/sh", "-c",
                                                  "setsid sleep %s </dev/null >/dev/null 2>&1 & sleep 0.3" % marker]})

@@ -196,8 +196,8 @@ def _open_output_dir(directory):
         os.close(fd)
         raise ContainerError("output_dir %s is owned by uid %d with mode %o: another user could replace the "
                              "files kept there; give a directory owned by root that only root can write "
-                             "(the default %s is one)" % (directory, info.st_uid, stat.S_IMODE(info.st_mode),
-                                                         DEFAULT_OUTPUT_DIR))
+                             "(the default %s is one)"
+                             % (directory, info.st_uid, stat.S_IMODE(info.st_mode), DEFAULT_OUTPUT_DIR))
     return fd
 
 

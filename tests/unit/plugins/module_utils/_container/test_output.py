@@ -46,7 +46,7 @@ def test_long_output_keeps_exactly_its_head_and_tail(chunk):
 
 def test_memory_stays_bounded_by_twice_the_limit():
     capture = output.StreamCapture("stdout", 1000)
-    for _ in range(2000):
+    for _round in range(2000):
         capture.feed(b"x" * 333)
         assert len(capture.head) <= 500 and len(capture.tail) <= 2 * 500 + 333
 
