@@ -84,38 +84,44 @@ def remove_own_cgroup(name):
         cgroup.remove(kill=True)
 
 
+# Started from a small Python of its own, not from this test process: exec
+# records the RSS high-water mark of the process image it replaces, so a
+# module forked straight from pytest (hundreds of MB after a whole suite)
+# would report pytest's size, not its own.
+_RUSAGE_WRAPPER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execv(sys.argv[1], sys.argv[1:])\n"
+    "_pid, status, usage = os.wait4(pid, 0)\n"
+    "sys.stderr.write('%d\\n' % usage.ru_maxrss)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status) if hasattr(os, 'waitstatus_to_exitcode') else 0)\n"
+)
+
+
 def module_with_rusage(args, timeout=300):
     """Run ns_exec as run_module does, in a fresh process; return (result, that process's peak RSS in KiB).
 
-    os.wait4 gives the rusage of exactly that child (its ru_maxrss also
-    counts its own reaped children, here the container's PID 1, a fork of it
-    whose RSS is at most the module's at the fork).
+    The module runs under a small wrapper that reports wait4's rusage of
+    exactly the module's process (its ru_maxrss also counts its own reaped
+    children, here the container's PID 1, a fork of it whose RSS is at most
+    the module's at the fork).
     """
     params = dict(args, _ansible_check_mode=False, _ansible_diff=False)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": params}, handle)
-    out = tempfile.TemporaryFile()
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "%s.ns_exec" % MODULE_PACKAGE, handle.name],
-                                stdout=out, stderr=subprocess.DEVNULL, env=_module_env())
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, _status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                raise AssertionError("ns_exec did not return within %d s" % timeout)
-            time.sleep(0.05)
-        proc.returncode = 0  # reaped above
-        out.seek(0)
-        result = json.loads(out.read().decode())
+        proc = subprocess.run([sys.executable, "-I", "-S", "-c", _RUSAGE_WRAPPER, sys.executable, "-m",
+                               "%s.ns_exec" % MODULE_PACKAGE, handle.name],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_module_env(), timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("ns_exec did not return within %d s" % timeout)
     finally:
         os.unlink(handle.name)
-        out.close()
+    result = json.loads(proc.stdout.decode())
     result.setdefault("failed", False)
-    return result, usage.ru_maxrss
+    return result, int(proc.stderr.decode().strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
