@@ -363,10 +363,13 @@ def test_stopped_again_after_pid1_died_still_kills_what_is_left_in_its_own_cgrou
                                                  "setsid sleep %s </dev/null >/dev/null 2>&1 & sleep 0.3" % marker]})
     assert not started["failed"], started
     deadline = time.monotonic() + 10
-    while os.path.exists("/proc/%d/stat" % started["pid"]) and time.monotonic() < deadline:
-        with open("/proc/%d/stat" % started["pid"]) as handle:
-            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % started["pid"]) as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except OSError:
+            break  # gone (reaped) since the last look
         time.sleep(0.05)
     assert processes_with(marker)
     stopped = run_module("ns_exec", {"name": name, "state": "stopped", "stop_timeout": 0})

@@ -8,8 +8,8 @@
 # Copies the working tree (tracked and new files, not ignored ones) and the
 # controller's ansible package (the modules import ansible.module_utils) into
 # each VM, then runs pytest there as root, all VMs at once. Without
-# PYTEST-ARGS it runs the cgroup, ns_exec, devices, seccomp and isolation
-# tests (each must exist). Each
+# PYTEST-ARGS it runs every kernel-facing integration test file listed below
+# (each must exist): all but rootfs_fetch's, which needs no second kernel. Each
 # VM's output goes to $RUNTIME_DIR/NAME/integration.log and its exit status
 # to integration.rc; this script fails when any VM's run failed.
 # shellcheck source-path=SCRIPTDIR/../.. source=scripts/common.sh
@@ -32,9 +32,12 @@ if [ ${#pytest_args[@]} -eq 0 ]; then
     # Every kernel suite, always: one that went missing (a rename, a move)
     # fails the run here instead of leaving a VM with less to prove.
     pytest_args=(tests/integration/test_cgroup.py tests/integration/test_ns_exec.py
-        tests/integration/test_devices.py tests/integration/test_seccomp.py tests/integration/test_isolation.py)
+        tests/integration/test_devices.py tests/integration/test_seccomp.py tests/integration/test_isolation.py
+        tests/integration/test_exec_sealed.py tests/integration/test_hostile_rootfs.py
+        tests/integration/test_state_files.py tests/integration/test_output.py tests/integration/test_logs.py
+        tests/integration/test_bad_input.py)
     for test_file in "${pytest_args[@]}"; do
-        [ -f "$ROOT/$test_file" ] || die "$test_file is missing: the fleet runs the cgroup, ns_exec, devices, seccomp and isolation integration tests in each VM"
+        [ -f "$ROOT/$test_file" ] || die "$test_file is missing: the fleet runs the kernel-facing integration tests (cgroup, ns_exec, devices, seccomp, isolation, exec_sealed, hostile_rootfs, state_files, output, logs, bad_input) in each VM"
     done
 fi
 [ ${#names[@]} -gt 0 ] || die "usage: $0 NAME... [-- PYTEST-ARGS...]"
@@ -58,19 +61,20 @@ payload() {
             jinja2-*.dist-info markupsafe-*.dist-info pyyaml-*.dist-info packaging-*.dist-info resolvelib-*.dist-info)
 }
 
-# The tests call the ansible command line too (a real ad-hoc run on the VM).
-ANSIBLE_LAUNCHER='#!/usr/bin/python3
-import sys
-from ansible.cli.adhoc import main
-sys.exit(main())
-'
+# The tests call the ansible command line too (real ad-hoc and playbook runs on the VM).
+launcher() {
+    printf '#!/usr/bin/python3\nimport sys\nfrom ansible.cli.%s import main\nsys.exit(main())\n' "$1"
+}
 
 run_in_vm() {
     local name=$1 log=$2 remote status=0
     # shellcheck disable=SC2016 # expanded in the VM
     remote=$(printf 'set -e; rm -rf %q; mkdir -p %q; cd / && tar -xif -; cd %q; ' "$VM_TREE" "$VM_TREE" "$VM_CHECKOUT")
-    remote+=$(printf 'mkdir -p %q/bin; printf %%s %q >%q/bin/ansible; chmod 755 %q/bin/ansible; ' \
-        "$VM_TREE" "$ANSIBLE_LAUNCHER" "$VM_TREE" "$VM_TREE")
+    remote+=$(printf 'mkdir -p %q/bin; ' "$VM_TREE")
+    for command in ansible:adhoc ansible-playbook:playbook; do
+        remote+=$(printf 'printf %%s %q >%q/bin/%q; chmod 755 %q/bin/%q; ' "$(launcher "${command#*:}")" \
+            "$VM_TREE" "${command%%:*}" "$VM_TREE" "${command%%:*}")
+    done
     # shellcheck disable=SC2016 # $PATH is the VM's
     remote+=$(printf 'export PATH=%q/bin:$PATH PYTHONPATH=%q ANSIBLE_COLLECTIONS_PATH=%q HOST_PYTHON=/usr/bin/python3; ' \
         "$VM_TREE" "$VM_PYTHONPATH" "$VM_TREE")
