@@ -10,6 +10,7 @@ These tests run as root on the real kernel. Two ways to call a module:
   open, check mode and diff as the controller sends them).
 """
 
+import contextlib
 import json
 import os
 import re
@@ -162,6 +163,33 @@ def busybox_rootfs(alpine_mirror):
         yield rootfs
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_rootfs_copy(source, prefix, programs=()):
+    """A copy of the rootfs ``source`` (``cp -a``) in a new temporary directory, removed afterwards.
+
+    ``programs`` are (host path, path inside) pairs copied in, mode 0755:
+    the static probes some tests run inside.
+    """
+    parent = tempfile.mkdtemp(prefix=prefix)
+    copy = os.path.join(parent, "rootfs")
+    try:
+        subprocess.run(["cp", "-a", source, copy], check=True)
+        for program, inside in programs:
+            shutil.copy(program, copy + inside)
+            os.chmod(copy + inside, 0o755)
+        yield copy
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def rootfs(busybox_rootfs, request):
+    """A private copy of the fixture rootfs for one test module: its tests may change it."""
+    prefix = "%s-rootfs-" % request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    with private_rootfs_copy(busybox_rootfs, prefix) as copy:
+        yield copy
 
 
 @pytest.fixture(scope="session", autouse=True)

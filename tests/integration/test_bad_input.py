@@ -64,18 +64,6 @@ def _processes_with(marker):
     return found
 
 
-@pytest.fixture(scope="module")
-def rootfs(busybox_rootfs):
-    """A private copy of the fixture rootfs: a failure that writes into it is seen."""
-    parent = tempfile.mkdtemp(prefix="test-bad-input-rootfs-")
-    copy = os.path.join(parent, "rootfs")
-    try:
-        subprocess.run(["cp", "-a", busybox_rootfs, copy], check=True)
-        yield copy
-    finally:
-        subprocess.run(["rm", "-rf", parent], check=False)
-
-
 @pytest.fixture
 def noexec_rootfs(busybox_rootfs):
     """The fixture rootfs copied onto a tmpfs mounted noexec."""

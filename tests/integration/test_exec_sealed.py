@@ -31,7 +31,7 @@ import uuid
 
 import pytest
 
-from conftest import COLLECTIONS_PATH, MODULE_PACKAGE, _module_env
+from conftest import COLLECTIONS_PATH, MODULE_PACKAGE, _module_env, private_rootfs_copy
 
 PROBES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probes")
 if PROBES_DIR not in sys.path:
@@ -60,15 +60,8 @@ def rootfs(busybox_rootfs):
         program = build_probes.probe_program("exe_watcher")
     except build_probes.ProbeUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
-    parent = tempfile.mkdtemp(prefix="test-exec-sealed-rootfs-")
-    copy = os.path.join(parent, "rootfs")
-    try:
-        subprocess.run(["cp", "-a", busybox_rootfs, copy], check=True)
-        shutil.copy(program, copy + WATCHER_IN_ROOTFS)
-        os.chmod(copy + WATCHER_IN_ROOTFS, 0o755)
+    with private_rootfs_copy(busybox_rootfs, "test-exec-sealed-rootfs-", [(program, WATCHER_IN_ROOTFS)]) as copy:
         yield copy
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,12 +10,13 @@ or process behind.
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import uuid
 
 import pytest
+
+from conftest import private_rootfs_copy
 
 sys.path.insert(0, os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "collections")))
@@ -51,13 +52,8 @@ def own_cgroups(name):
 @pytest.fixture
 def rootfs(busybox_rootfs):
     """A private copy of the fixture rootfs, changed by each test."""
-    parent = tempfile.mkdtemp(prefix="test-hostile-rootfs-")
-    copy = os.path.join(parent, "rootfs")
-    try:
-        subprocess.run(["cp", "-a", busybox_rootfs, copy], check=True)
+    with private_rootfs_copy(busybox_rootfs, "test-hostile-rootfs-") as copy:
         yield copy
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ import uuid
 
 import pytest
 
-from conftest import COLLECTIONS_PATH
+from conftest import COLLECTIONS_PATH, private_rootfs_copy
 
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
@@ -304,15 +304,8 @@ def probe_program():
 @pytest.fixture(scope="module")
 def rootfs(busybox_rootfs, probe_program):
     """A private copy of the fixture rootfs, with the probe at /isolation_probe."""
-    parent = tempfile.mkdtemp(prefix="test-isolation-rootfs-")
-    copy = os.path.join(parent, "rootfs")
-    try:
-        subprocess.run(["cp", "-a", busybox_rootfs, copy], check=True)
-        shutil.copy(probe_program, copy + PROBE_IN_ROOTFS)
-        os.chmod(copy + PROBE_IN_ROOTFS, 0o755)
+    with private_rootfs_copy(busybox_rootfs, "test-isolation-rootfs-", [(probe_program, PROBE_IN_ROOTFS)]) as copy:
         yield copy
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 class LoopDevice:

@@ -10,11 +10,8 @@ container is.
 """
 
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -33,17 +30,6 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.rec
 )
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def rootfs(busybox_rootfs):
-    parent = tempfile.mkdtemp(prefix="test-logs-rootfs-")
-    copy = os.path.join(parent, "rootfs")
-    try:
-        subprocess.run(["cp", "-a", busybox_rootfs, copy], check=True)
-        yield copy
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -84,18 +83,6 @@ def status_field(text, field):
         if line.startswith(field + ":"):
             return line.split(":", 1)[1].strip()
     raise AssertionError("%s not in /proc/self/status:\n%s" % (field, text))
-
-
-@pytest.fixture(scope="module")
-def rootfs(busybox_rootfs):
-    """A private copy of the fixture rootfs: these tests create files in it."""
-    parent = tempfile.mkdtemp(prefix="test-ns_exec-rootfs-")
-    copy = os.path.join(parent, "rootfs")
-    try:
-        subprocess.run(["cp", "-a", busybox_rootfs, copy], check=True)
-        yield copy
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture

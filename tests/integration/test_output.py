@@ -17,7 +17,6 @@ Every test removes its containers, cgroups, processes and files, also on failure
 
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -122,18 +121,6 @@ def module_with_rusage(args, timeout=300):
     result = json.loads(proc.stdout.decode())
     result.setdefault("failed", False)
     return result, int(proc.stderr.decode().strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def rootfs(busybox_rootfs):
-    """A private copy of the fixture rootfs (ns_exec creates mount points in it)."""
-    parent = tempfile.mkdtemp(prefix="test-output-rootfs-")
-    copy = os.path.join(parent, "rootfs")
-    try:
-        subprocess.run(["cp", "-a", busybox_rootfs, copy], check=True)
-        yield copy
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture

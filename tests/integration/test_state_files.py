@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -29,17 +28,6 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.rec
 )
 
 SECRET = "root:secret-hash-that-must-not-change:19000:0:99999:7:::\n"
-
-
-@pytest.fixture(scope="module")
-def rootfs(busybox_rootfs):
-    parent = tempfile.mkdtemp(prefix="test-state-files-rootfs-")
-    copy = os.path.join(parent, "rootfs")
-    try:
-        subprocess.run(["cp", "-a", busybox_rootfs, copy], check=True)
-        yield copy
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture
