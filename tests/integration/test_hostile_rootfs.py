@@ -9,6 +9,7 @@ or process behind.
 """
 
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -17,6 +18,12 @@ import uuid
 import pytest
 
 from conftest import private_rootfs_copy
+
+PROBES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probes")
+if PROBES_DIR not in sys.path:
+    sys.path.insert(0, PROBES_DIR)
+
+import build_probes  # noqa: E402 (needs the path above)
 
 sys.path.insert(0, os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "collections")))
@@ -164,3 +171,59 @@ def test_a_bad_tmpfs_option_names_the_volume_and_leaves_no_mount_point(run_modul
         assert host_mountinfo() == before_mounts
         assert not os.path.exists(os.path.join(STATE_ROOT, name))
         assert own_cgroups(name) == []
+
+
+# A user only the host's file names: if an exec ever runs as it, the module
+# read a host file as the container's /etc/passwd.
+def _address_space():
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmSize in /proc/self/status")
+
+
+HOST_ONLY_USER = "hostonlyuser:x:31337:31337::/:/bin/sh\n"
+SWAP_ATTEMPTS = 150
+
+
+@pytest.mark.parametrize("target", ["host-file", "/dev/zero"])
+def test_exec_never_reads_a_host_file_through_a_passwd_the_container_swaps(rootfs, name, host_dir, target):
+    # The container swaps its /etc/passwd with a symlink to a host path (or
+    # to /dev/zero) as fast as it can, while exec looks the user up there.
+    # Before: about one exec in 15 ran as uid 31337 from the host's file,
+    # and with /dev/zero the module read it line by line until it ran out
+    # of memory; the lookup followed host paths.
+    try:
+        program = build_probes.probe_program("swap_exchange")
+    except build_probes.ProbeUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    host_file = os.path.join(host_dir, "passwd")
+    with open(host_file, "w") as handle:
+        handle.write(HOST_ONLY_USER)
+    shutil.copy(program, rootfs + "/swap_exchange")
+    os.chmod(rootfs + "/swap_exchange", 0o755)
+    os.symlink(host_file if target == "host-file" else target, rootfs + "/etc/.swap")
+    ensure_state({"name": name, "state": "started", "rootfs": rootfs,
+                  "command": ["/swap_exchange", "/etc/.swap", "/etc/passwd"]})
+    ran_as_host_user = refused = 0
+    # A runtime that reads /dev/zero as a passwd file must hit a MemoryError
+    # here, not take the machine's memory: this process gets 1 GiB more at most.
+    limits = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (_address_space() + (1 << 30), limits[1]))
+    try:
+        for _attempt in range(SWAP_ATTEMPTS):
+            try:
+                result = ensure_state({"name": name, "state": "exec", "user": "hostonlyuser",
+                                       "command": ["/bin/id", "-u"]})
+            except ContainerError as exc:
+                refused += "hostonlyuser is not in the rootfs' /etc/passwd" in str(exc)
+                continue
+            ran_as_host_user += result["stdout"].strip() == "31337"
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, limits)
+    assert ran_as_host_user == 0
+    # Each lookup saw the container's own file, or a link that leads nowhere inside.
+    assert refused == SWAP_ATTEMPTS
+    with open(host_file) as handle:
+        assert handle.read() == HOST_ONLY_USER

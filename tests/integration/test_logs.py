@@ -57,7 +57,7 @@ def _started(run_module, name, rootfs, **extra):
     return result
 
 
-def _relay(name, timeout=10):
+def _relay(name, timeout=60):
     deadline = time.monotonic() + timeout
     while True:
         relays = find_relays(StateDir(name))

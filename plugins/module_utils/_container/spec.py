@@ -127,13 +127,45 @@ class ContainerSpec:
         return options.digest_input(self.settings)
 
 
+# The most of a rootfs' /etc/passwd or /etc/group read: far above any real
+# one, and a bound on what a hostile image makes the module hold.
+MAX_DATABASE_BYTES = 4 * 1024 * 1024
+
+
 def _read_database(root, database):
-    """The rows of the rootfs' /etc/passwd or /etc/group, as lists of fields ([] when there is none)."""
-    host_path, exists = resolve_in_root(root, "/etc/" + database, "file")
-    if not exists or not os.path.isfile(host_path):
+    """The rows of the rootfs' /etc/passwd or /etc/group, as lists of fields ([] when there is none).
+
+    A running container can change the file while it is read (for exec, and
+    when a container on the same rootfs is recreated): it is opened through
+    the root's fd, a symlink resolved as the container sees it, never
+    through a host path; only a regular file is read (not a fifo, a device
+    or /dev/zero behind a link), and at most MAX_DATABASE_BYTES of it.
+    """
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = beneath.open_beneath(root_fd, "etc/" + database, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY,
+                                  sys_.RESOLVE_IN_ROOT | sys_.RESOLVE_NO_MAGICLINKS)
+    except OSError:
         return []
-    with open(host_path) as handle:
-        return [line.rstrip("\n").split(":") for line in handle if line.count(":") >= 3]
+    finally:
+        os.close(root_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        chunks, size = [], 0
+        while size <= MAX_DATABASE_BYTES:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > MAX_DATABASE_BYTES:
+        raise ContainerError("/etc/%s in rootfs %s is larger than %d MiB: that is no %s file; fix the image, or "
+                             "give user as numeric ids (uid:gid)" % (database, root, MAX_DATABASE_BYTES >> 20, database))
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return [line.split(":") for line in text.splitlines() if line.count(":") >= 3]
 
 
 def _lookup_id(root, database, name):
