@@ -184,7 +184,7 @@ def _address_space():
 
 
 HOST_ONLY_USER = "hostonlyuser:x:31337:31337::/:/bin/sh\n"
-SWAP_ATTEMPTS = 150
+SWAP_ATTEMPTS = 60
 
 
 @pytest.mark.parametrize("target", ["host-file", "/dev/zero"])
