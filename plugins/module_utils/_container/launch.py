@@ -133,18 +133,19 @@ def launch(spec, stdio, cgroup=None, die_with_parent=True, before_start=None):
         finally:
             parent.close()
     except BaseException:
-        _kill_and_reap(pid)
+        kill_and_reap(pid)
         made.remove()
         raise
     if error is not None:
-        _kill_and_reap(pid)
+        kill_and_reap(pid)
         made.remove()
         raise ContainerError(error)
     made.close()
     return Launched(pid, namespaces)
 
 
-def _kill_and_reap(pid):
+def kill_and_reap(pid):
+    """SIGKILL a child of ours and reap it; nothing if it is already gone."""
     try:
         os.kill(pid, sys_.SIGKILL)
     except OSError:
@@ -530,12 +531,12 @@ def exec_in_container(pid, spec, stdin_data=None, timeout=None, cgroup=None, is_
     except BaseException:
         _close_all(parent_fds)
         capture.close()
-        _kill_and_reap(helper)
+        kill_and_reap(helper)
         raise
     if error is not None:
         _close_all(parent_fds)
         capture.close()
-        _kill_and_reap(helper)
+        kill_and_reap(helper)
         raise ContainerError(error)
     output_fds = list(parent_fds[1:])
 

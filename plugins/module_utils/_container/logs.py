@@ -278,6 +278,7 @@ def start_relay(dir_fd, log_fd, max_size, max_files, attach=None):
     pipe.
     """
     import fcntl  # the module's side only: the relay never runs this function
+    from ansible_collections.handmade.containers.plugins.module_utils._container.launch import kill_and_reap
 
     source = _own_source()
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
@@ -317,22 +318,11 @@ def start_relay(dir_fd, log_fd, max_size, max_files, attach=None):
             view = view[os.write(source_w, view):]
     except BaseException:
         os.close(write_fd)
-        _kill_and_reap(pid)
+        kill_and_reap(pid)
         raise
     finally:
         os.close(source_w)
     return pid, write_fd
-
-
-def _kill_and_reap(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    try:
-        os.waitpid(pid, 0)
-    except OSError:
-        pass
 
 
 def check_limits(max_size, max_files):
