@@ -165,6 +165,21 @@ def busybox_rootfs(alpine_mirror):
         shutil.rmtree(parent, ignore_errors=True)
 
 
+def processes_with(marker):
+    """Host pids (not this one) whose command line, arguments joined by spaces, contains ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                if marker.encode() in handle.read().replace(b"\0", b" "):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 @contextlib.contextmanager
 def private_rootfs_copy(source, prefix, programs=()):
     """A copy of the rootfs ``source`` (``cp -a``) in a new temporary directory, removed afterwards.

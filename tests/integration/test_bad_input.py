@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from conftest import COLLECTIONS_PATH
+from conftest import COLLECTIONS_PATH, processes_with
 
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
@@ -49,19 +49,6 @@ def _mountinfo():
 def _tree(root):
     return sorted(os.path.relpath(os.path.join(top, entry), root)
                   for top, dirs, files in os.walk(root) for entry in dirs + files)
-
-
-def _processes_with(marker):
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                    if marker.encode() in handle.read():
-                        found.append(int(pid))
-            except OSError:
-                pass
-    return found
 
 
 @pytest.fixture
@@ -94,7 +81,7 @@ def _assert_fails_and_leaves_nothing(run_module, rootfs, state, args, expected):
         assert _own_cgroups(name) == []
         assert _mountinfo() == mounts
         assert _tree(rootfs) == tree
-        assert _processes_with(marker) == []
+        assert processes_with(marker) == []
     finally:
         if state != "run":
             run_module("ns_exec", {"name": name, "state": "absent", "stop_timeout": 0})

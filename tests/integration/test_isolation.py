@@ -42,7 +42,7 @@ import uuid
 
 import pytest
 
-from conftest import COLLECTIONS_PATH, private_rootfs_copy
+from conftest import COLLECTIONS_PATH, private_rootfs_copy, processes_with
 
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
@@ -130,21 +130,6 @@ def process_cgroups(pid):
     """{hierarchy line prefix ("4:memory"): path} of /proc/PID/cgroup, as the host sees it."""
     with open("/proc/%d/cgroup" % pid) as handle:
         return dict(line.rsplit(":", 1) for line in handle.read().splitlines())
-
-
-def processes_with(marker):
-    """Host pids whose command line contains ``marker``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as handle:
-                if marker.encode() in handle.read().replace(b"\0", b" "):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 def processes_running(argv):

@@ -19,6 +19,8 @@ import uuid
 
 import pytest
 
+from conftest import processes_with
+
 # The tests also read the kernel through the collection's own module_utils
 # (the cgroup API, capability masks), from the checkout linked by
 # scripts/common.sh's ensure_collection_path.
@@ -61,21 +63,6 @@ int main(void) {
 def host_mountinfo():
     with open("/proc/self/mountinfo") as handle:
         return handle.read()
-
-
-def processes_with(marker):
-    """Host pids whose command line contains ``marker``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as handle:
-                if marker.encode() in handle.read():
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 def status_field(text, field):

@@ -311,17 +311,22 @@ def test_exec_returns_when_the_command_exits_even_if_a_grandchild_holds_stdout(r
 ESCAPING = "setsid sleep %s </dev/null >/dev/null 2>&1 & exec sleep 1000"
 
 
-def test_stopped_kills_a_process_that_left_the_session_without_a_pid_namespace(run_module, rootfs, name, marker):
-    # Its stdin is /dev/null, not the state dir's fifo, so only its cgroup
-    # tells that it is the container's.
-    started = run_module("ns_exec", {"name": name, "state": "started", "rootfs": rootfs,
-                                     "namespaces": ["mount", "uts"],
-                                     "command": ["/bin/sh", "-c", ESCAPING % marker]})
+def _start_escaping(run_module, name, rootfs, marker, **options):
+    """Start a container without a pid namespace whose child leaves its session; wait until that child runs."""
+    started = run_module("ns_exec", dict({"name": name, "state": "started", "rootfs": rootfs,
+                                          "namespaces": ["mount", "uts"],
+                                          "command": ["/bin/sh", "-c", ESCAPING % marker]}, **options))
     assert not started["failed"], started
     deadline = time.monotonic() + 60
     while not processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with(marker)
+
+
+def test_stopped_kills_a_process_that_left_the_session_without_a_pid_namespace(run_module, rootfs, name, marker):
+    # Its stdin is /dev/null, not the state dir's fifo, so only its cgroup
+    # tells that it is the container's.
+    _start_escaping(run_module, name, rootfs, marker)
     stopped = run_module("ns_exec", {"name": name, "state": "stopped", "stop_timeout": 0})
     assert stopped["changed"] and not stopped["failed"], stopped
     assert processes_with(marker) == []
@@ -329,14 +334,7 @@ def test_stopped_kills_a_process_that_left_the_session_without_a_pid_namespace(r
 
 def test_absent_kills_a_process_that_left_the_session_in_a_given_cgroup(
         run_module, rootfs, name, given_cgroup, marker):
-    started = run_module("ns_exec", {"name": name, "state": "started", "rootfs": rootfs, "cgroup": given_cgroup,
-                                     "namespaces": ["mount", "uts"],
-                                     "command": ["/bin/sh", "-c", ESCAPING % marker]})
-    assert not started["failed"], started
-    deadline = time.monotonic() + 60
-    while not processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert processes_with(marker)
+    _start_escaping(run_module, name, rootfs, marker, cgroup=given_cgroup)
     absent = run_module("ns_exec", {"name": name, "state": "absent", "stop_timeout": 0})
     assert absent["changed"] and not absent["failed"], absent
     assert processes_with(marker) == []
