@@ -190,6 +190,17 @@ def detached_footprint(rootfs):
         lifecycle.ensure_state({"name": name, "state": "absent", "stop_timeout": 0})
 
 
+def remove_empty_own_cgroup_parent():
+    """The runtime keeps the parent of the containers' own cgroups; the benchmark leaves nothing behind."""
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        for directory in (os.path.join("/sys/fs/cgroup", hierarchy, placement.OWN_CGROUP_PARENT),
+                          os.path.join("/sys/fs/cgroup", placement.OWN_CGROUP_PARENT)):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass  # absent, or still holding a container's cgroup
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=40, help="launches per tool (median reported)")
@@ -263,6 +274,7 @@ def main():
             print("  processes of ours beside it: none (0 kB)")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        remove_empty_own_cgroup_parent()
 
 
 if __name__ == "__main__":
