@@ -229,7 +229,7 @@ log_path:
   sample: /run/handmade-containers/web/container.log
 rc:
   description: Exit code of the command; 128 + signal number when a signal killed it (137 for SIGKILL).
-  returned: state is run or exec
+  returned: state is run or exec, except in check mode (nothing runs)
   type: int
   sample: 0
 stdout:
@@ -237,30 +237,30 @@ stdout:
     - What the command wrote to stdout, at most O(output_limit) bytes of it
       (its head and its tail, with a line saying what was cut between them),
       decoded as UTF-8 with invalid bytes replaced.
-  returned: state is run or exec
+  returned: state is run or exec, except in check mode (nothing runs)
   type: str
 stderr:
   description: What the command wrote to stderr, bounded and decoded as RV(stdout) is.
-  returned: state is run or exec
+  returned: state is run or exec, except in check mode (nothing runs)
   type: str
 stdout_truncated:
   description: True when stdout was longer than O(output_limit) and RV(stdout) holds only its head and tail.
-  returned: state is run or exec
+  returned: state is run or exec, except in check mode (nothing runs)
   type: bool
   sample: false
 stderr_truncated:
   description: True when stderr was longer than O(output_limit) and RV(stderr) holds only its head and tail.
-  returned: state is run or exec
+  returned: state is run or exec, except in check mode (nothing runs)
   type: bool
   sample: false
 stdout_path:
   description: The file holding the whole of stdout.
-  returned: state is run or exec, and O(keep_output) is true
+  returned: state is run or exec, and O(keep_output) is true, except in check mode
   type: str
   sample: /var/lib/handmade-containers/output/web-20240101T120000-4242-1a2b3c4d.stdout
 stderr_path:
   description: The file holding the whole of stderr.
-  returned: state is run or exec, and O(keep_output) is true
+  returned: state is run or exec, and O(keep_output) is true, except in check mode
   type: str
   sample: /var/lib/handmade-containers/output/web-20240101T120000-4242-1a2b3c4d.stderr
 msg:
@@ -272,16 +272,16 @@ oom_killed:
   description:
     - True when the cgroup's OOM killer killed a process in it while the command ran.
     - For V(exec), any process of the container's cgroup counts, not only the exec'd one.
-  returned: state is run or exec
+  returned: state is run or exec, except in check mode (nothing runs)
   type: bool
   sample: false
 timed_out:
   description: True when O(timeout) ran out and the container was killed.
-  returned: state is run or exec
+  returned: state is run or exec, except in check mode (nothing runs)
   type: bool
 elapsed:
   description: Seconds from the start of the launch to the end of the command.
-  returned: state is run or exec
+  returned: state is run or exec, except in check mode (nothing runs)
   type: float
   sample: 0.0123
 recreated:

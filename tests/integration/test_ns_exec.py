@@ -552,6 +552,19 @@ def test_check_mode_changes_nothing_and_diff_shows_the_change(run_module, rootfs
     assert "diff" not in run_module("ns_exec", dict(args))
 
 
+def test_check_mode_of_run_and_exec_passes_through_the_task_executor(ansible_module, run_module, rootfs, container):
+    # Ansible's task executor fails any result whose "rc" is present and not
+    # 0: a check-mode run that cannot know the rc must not return one.
+    planned = ansible_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/true"]}, check_mode=True)
+    assert not planned["failed"] and planned["changed"], planned
+    assert "rc" not in planned and "stdout" not in planned, planned
+    _started(run_module, container, rootfs)
+    planned = ansible_module("ns_exec", {"name": container, "state": "exec", "command": ["/bin/false"]},
+                             check_mode=True)
+    assert not planned["failed"] and planned["changed"], planned
+    assert "rc" not in planned, planned
+
+
 def test_exec_timeout_kills_the_exec_process_only(run_module, rootfs, container):
     started = _started(run_module, container, rootfs)
     marker = "32.%d" % (uuid.uuid4().int % 1000)

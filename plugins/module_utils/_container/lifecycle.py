@@ -260,9 +260,10 @@ def _run(params, check_mode):
     facts = {"state": "run", "name": spec.name, "hostname": spec.hostname, "cgroup": spec.cgroup,
              "log_path": None, "enter_command": None}
     if check_mode:
-        # Running the command is the change; its results cannot be predicted.
-        return dict(facts, changed=True, rc=None, stdout="", stderr="", oom_killed=False,
-                    elapsed=0.0, pid=None, namespaces={}, stdout_truncated=False, stderr_truncated=False)
+        # Running the command is the change; its results cannot be predicted,
+        # so none is returned: an "rc" of null would make Ansible's task
+        # executor fail the task ("rc" present and not 0).
+        return dict(facts, changed=True, pid=None, namespaces={})
     placement = placement_.prepare(spec)
     try:
         result = launch.run_container(spec, stdin_data=params.get("stdin"), timeout=timeout,
@@ -283,9 +284,8 @@ def _exec(params, state_dir, check_mode):
         raise ContainerError("container %s is not running: start it with state=started before exec"
                              % state_dir.name)
     if check_mode:
-        return dict(_container_facts(record, state_dir, "exec"), changed=True, rc=None, stdout="",
-                    stderr="", oom_killed=False, timed_out=False, elapsed=0.0,
-                    stdout_truncated=False, stderr_truncated=False)
+        # As for run: no rc, no output, nothing the command did not do.
+        return dict(_container_facts(record, state_dir, "exec"), changed=True)
     # The container's volumes are already mounted in its namespace and its
     # devices made and allowed in its cgroup: exec neither mounts nor re-checks
     # them (the record holds the devices as kernel rules, not as the option).
