@@ -347,12 +347,14 @@ def verify_signature(tarball, signature, key_file, fingerprint, name=None, key_n
     home = tempfile.mkdtemp(prefix="hmc-gpg-")
     try:
         base = [gpg, "--homedir", home, "--batch", "--no-tty", "--no-autostart", "--status-fd", "1"]
-        imported = subprocess.run(base + ["--import", key_file], stdout=subprocess.PIPE,
+        # gpg through subprocess, not AnsibleModule.run_command: module_utils
+        # here take plain values and never see the module (docs/architecture.md).
+        imported = subprocess.run(base + ["--import", key_file], stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
                                   stderr=subprocess.PIPE, check=False)
         if imported.returncode != 0 or b"IMPORT_OK" not in imported.stdout:
             raise RootfsError("gpg could not import the key in %s: %s" % (
                 key_file, imported.stderr.decode(errors="replace").strip() or "no key found"))
-        checked = subprocess.run(base + ["--verify", signature, tarball], stdout=subprocess.PIPE,
+        checked = subprocess.run(base + ["--verify", signature, tarball], stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
                                  stderr=subprocess.PIPE, check=False)
         signers, unknown = [], []
         for line in checked.stdout.decode(errors="replace").splitlines():
@@ -554,6 +556,39 @@ def _processes_rooted_in(path):
         if (root.st_ino, root.st_dev) == (wanted.st_ino, wanted.st_dev):
             pids.append(int(name))
     return pids
+
+
+def processes_rooted_in(path):
+    """Pids whose root directory is ``path``: the processes of the containers that run from this tree."""
+    return _processes_rooted_in(path)
+
+
+def remove_tree(dest, check_mode=False):
+    """Remove a tree rootfs_fetch installed at ``dest``; True when there was one.
+
+    Only a tree with its stamp is removed (a directory without one may hold
+    someone's data), and never while a process has it as its root.
+    """
+    if not os.path.lexists(dest):
+        return False
+    if os.path.islink(dest) or not os.path.isdir(dest):
+        raise RootfsError("rootfs %s is not a directory: it was not installed by rootfs_fetch, so it is left "
+                          "alone; remove it by hand" % dest)
+    if read_stamp(dest) is None:
+        raise RootfsError("rootfs %s was not installed by rootfs_fetch (no valid %s), so it is not removed: "
+                          "remove it by hand, or leave remove_rootfs out" % (dest, STAMP_NAME))
+    in_use = _processes_rooted_in(dest)
+    if in_use:
+        raise RootfsError("rootfs %s is the root filesystem of running processes (pids %s): stop the containers "
+                          "that use it first" % (dest, ", ".join(str(pid) for pid in in_use[:10])))
+    if not check_mode:
+        # Renamed away first, so that dest is gone in one step: a run killed
+        # during the removal leaves a leftover the next fetch cleans, never a
+        # half-deleted tree at dest.
+        aside = tempfile.mkdtemp(prefix="%s%d-" % (_tmp_prefix(dest), os.getpid()), dir=os.path.dirname(dest))
+        os.rename(dest, os.path.join(aside, "tree"))
+        shutil.rmtree(aside)
+    return True
 
 
 class Source:

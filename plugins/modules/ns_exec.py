@@ -285,9 +285,15 @@ elapsed:
   type: float
   sample: 0.0123
 recreated:
-  description: True when a running container with other settings was replaced.
+  description: True when a running container with other settings was (in check mode, would be) replaced.
   returned: state is started and changed
   type: bool
+changed_settings:
+  description: The settings that define the container whose change recreates (or would recreate) it.
+  returned: state is started and changed
+  type: list
+  elements: str
+  sample: [command, env]
 """
 
 from ansible.module_utils.basic import AnsibleModule

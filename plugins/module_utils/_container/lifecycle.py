@@ -42,7 +42,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.rec
 )
 
 
-def _describe(record):
+def describe(record):
     if record is None:
         return {"state": "absent"}
     running = record.is_running()
@@ -79,15 +79,19 @@ def _placement_of(record):
     return placement_.reopen(_cgroup_of(record), bool(record.cgroup_owned)) if record is not None else None
 
 
-def _remove_own_cgroup(name, record, stop_timeout):
+def _remove_own_cgroup(name, record, stop_timeout, parent=None):
     """The cgroup made for the container alone goes with it, and whatever still runs in it.
 
-    Found by the record, or by the container's name when the record is gone
-    (a state directory removed by hand), so that no empty cgroup stays.
+    Found by the record, or by the container's name (below ``parent``, the
+    task's cgroup_parent) when the record is gone (a state directory removed
+    by hand), so that no empty cgroup stays.
     """
     if record is not None and record.cgroup and not record.cgroup_owned:
         return  # the `cgroup` option's: the cgroup module's to remove
-    cgroup_name = record.cgroup if record is not None and record.cgroup else placement_.own_cgroup_name(name)
+    if record is not None and record.cgroup:
+        cgroup_name = record.cgroup
+    else:
+        cgroup_name = placement_.own_cgroup_name(name, parent)
     try:
         placement = placement_.reopen(cgroup_name, True)
     except CgroupError:
@@ -135,8 +139,13 @@ def _start(spec, state_dir):
             os.close(fd)
 
 
-def ensure_state(params, check_mode=False, state_root=STATE_ROOT):
-    """Bring container ``params['name']`` to ``params['state']``; return the result dict."""
+def ensure_state(params, check_mode=False, state_root=STATE_ROOT, take_lock=True):
+    """Bring container ``params['name']`` to ``params['state']``; return the result dict.
+
+    ``take_lock=False`` is for a caller that holds ``lock_state_root`` itself
+    over several steps (the container module); a second lock from the same
+    process would wait for itself.
+    """
     state = params.get("state") or "run"
     if state == "run":
         return _run(params, check_mode)
@@ -149,7 +158,7 @@ def ensure_state(params, check_mode=False, state_root=STATE_ROOT):
         return _exec(params, state_dir, check_mode)
     if state not in ("started", "stopped", "absent"):
         raise ContainerError("unknown state %r: use run, started, stopped, absent or exec" % state)
-    if check_mode:
+    if check_mode or not take_lock:
         # Check mode changes nothing, so it takes no lock and creates no directory.
         return _converge(params, state, state_dir, check_mode)
     lock_fd = lock_state_root(state_root)
@@ -194,7 +203,7 @@ def _kill_leftovers(record, mount_namespace):
 def _converge(params, state, state_dir, check_mode):
     record = state_dir.read()
     running = record is not None and record.is_running()
-    before = _describe(record)
+    before = describe(record)
     if state == "started":
         return _converge_started(params, state_dir, record, running, before, check_mode)
 
@@ -221,7 +230,7 @@ def _converge(params, state, state_dir, check_mode):
     if leftovers or running:
         _kill_leftovers(record, mount_namespace)
     if state == "absent":
-        _remove_own_cgroup(state_dir.name, record, stop_timeout)
+        _remove_own_cgroup(state_dir.name, record, stop_timeout, params.get("cgroup_parent"))
         state_dir.remove()
         record = None
     facts = _container_facts(record, state_dir, after["state"])
@@ -236,21 +245,31 @@ def _converge_started(params, state_dir, record, running, before, check_mode):
         return dict(_container_facts(record, state_dir, "started"), changed=False,
                     diff={"before": before, "after": before})
     after = {"state": "started", "pid": None, "config": spec.config()}
+    changed_settings = changed_settings_of(record, spec) if running else []
     if check_mode:
-        return {"changed": True, "state": "started", "name": state_dir.name,
-                "diff": {"before": before, "after": after}}
+        return {"changed": True, "state": "started", "name": state_dir.name, "recreated": running,
+                "changed_settings": changed_settings, "diff": {"before": before, "after": after}}
     if running:
         # Another config: recreate, as docker_container does.
         stop_process_tree(record.pid, record.start_time, _stop_timeout(params, record))
     kill_strays(state_dir)
-    if spec.cgroup and record is not None and record.cgroup_owned:
-        # It moves to the cgroup the task names: the one of its own goes.
+    new_cgroup = spec.cgroup or placement_.own_cgroup_name(spec.name, spec.cgroup_parent)
+    if record is not None and record.cgroup_owned and record.cgroup and record.cgroup != new_cgroup:
+        # It moves to another cgroup: the one of its own it had goes.
         _remove_own_cgroup(state_dir.name, record, _stop_timeout(params, record))
     _start(spec, state_dir)
     record = state_dir.read()
-    result = dict(_container_facts(record, state_dir, "started"), changed=True, recreated=running)
-    result["diff"] = {"before": before, "after": _describe(record)}
+    result = dict(_container_facts(record, state_dir, "started"), changed=True, recreated=running,
+                  changed_settings=changed_settings)
+    result["diff"] = {"before": before, "after": describe(record)}
     return result
+
+
+def changed_settings_of(record, spec):
+    """The names of the defining settings a running container has other values of than ``spec``."""
+    recorded = _defining(record.config)
+    wanted = spec.config()
+    return sorted(name for name in set(recorded) | set(wanted) if recorded.get(name) != wanted.get(name))
 
 
 def _run(params, check_mode):

@@ -160,6 +160,12 @@ OPTIONS = (
         "Name of a cgroup made by M(handmade.containers.cgroup), for example V(handmade/web). The "
         "container joins it before it runs anything.",
     ]),
+    Option("cgroup_parent", "str", [
+        "Where a container without O(cgroup) gets a cgroup of its own, C(<cgroup_parent>/<name>), made "
+        "before it starts and removed with it, as C(docker run --cgroup-parent). V(handmade) or a cgroup "
+        "below it, such as V(handmade/web). Default V(handmade/containers).",
+        "Mutually exclusive with O(cgroup).",
+    ]),
     Option("mounts", "list", [
         "Volumes. C(dest) is resolved inside the rootfs the way the container sees it; a C(dest) that "
         "climbs out of the rootfs (through C(..) or a symlink) is refused. Missing mount points are created.",

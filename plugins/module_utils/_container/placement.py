@@ -5,7 +5,8 @@
 
 Every container runs in a cgroup of its own, as with runc: the one the
 ``cgroup`` option names (made by the cgroup module), or, without it, one
-made here below ``handmade/containers/`` and removed with the container.
+made here below ``cgroup_parent`` (``handmade/containers/`` by default)
+and removed with the container.
 The cgroup exists in every hierarchy (each v1 controller, ``name=systemd``,
 a hybrid host's cgroup2 tree), so the container's cgroup namespace, rooted
 where it is placed, shows nothing outside its own subtree anywhere; its
@@ -41,11 +42,12 @@ class Placement:
             self.cgroup.remove(kill=True, timeout=timeout)
 
 
-def own_cgroup_name(container_name):
+def own_cgroup_name(container_name, parent=None):
     """The cgroup of a container without a ``cgroup`` option; a ``run`` without a name gets a unique one."""
+    parent = parent or OWN_CGROUP_PARENT
     if container_name:
-        return "%s/%s" % (OWN_CGROUP_PARENT, container_name)
-    return "%s/run-%d-%d" % (OWN_CGROUP_PARENT, os.getpid(), int.from_bytes(os.urandom(4), "big"))
+        return "%s/%s" % (parent, container_name)
+    return "%s/run-%d-%d" % (parent, os.getpid(), int.from_bytes(os.urandom(4), "big"))
 
 
 def prepare(spec):
@@ -54,7 +56,7 @@ def prepare(spec):
         cgroup = open_existing(spec.cgroup)
         owned = False
     else:
-        cgroup = open_cgroup(own_cgroup_name(spec.name))
+        cgroup = open_cgroup(own_cgroup_name(spec.name, spec.cgroup_parent))
         owned = True
     # A given cgroup was made by the cgroup module, but perhaps before it
     # made cgroups in every hierarchy: fill in what is missing.

@@ -26,6 +26,11 @@ from ansible_collections.handmade.containers.plugins.module_utils._capabilities 
 from ansible_collections.handmade.containers.plugins.module_utils import _devices
 from ansible_collections.handmade.containers.plugins.module_utils._container import beneath, mounts, options, seccomp
 from ansible_collections.handmade.containers.plugins.module_utils._container import logs
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.layout import (
+    PROJECT_PARENT,
+    validate_name as validate_cgroup_name,
+)
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.paths import (
     find_executable,
@@ -103,6 +108,7 @@ class ContainerSpec:
         self.workdir = settings["workdir"]
         self.hostname = settings["hostname"]
         self.cgroup = settings["cgroup"]
+        self.cgroup_parent = settings.get("cgroup_parent")
         self.namespaces = frozenset(settings["namespaces"])
         self.readonly_rootfs = settings["readonly_rootfs"]
         self.capabilities = settings["capabilities"]
@@ -356,6 +362,23 @@ def _stop_timeout(value):
     return seconds
 
 
+def check_cgroup_parent(cgroup, parent):
+    """The checked ``cgroup_parent`` (None: the default); it excludes ``cgroup``."""
+    if parent in (None, ""):
+        return None
+    if cgroup:
+        raise ContainerError("cgroup %s and cgroup_parent %s both say where the container runs: give one of "
+                             "them (cgroup joins a cgroup that exists; cgroup_parent makes one of its own below it)"
+                             % (cgroup, parent))
+    try:
+        validate_cgroup_name(parent.rstrip("/") + "/container")
+    except CgroupError:
+        raise ContainerError("cgroup_parent %r must be %s or a cgroup below it, such as %s/web: the containers' "
+                             "cgroups are made only below the project's parent" % (parent, PROJECT_PARENT,
+                                                                                   PROJECT_PARENT))
+    return parent.rstrip("/")
+
+
 def build_spec(settings, create_mount_points=True, lookup_root=None):
     """Validate the settings and resolve them against the rootfs.
 
@@ -416,6 +439,8 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
             settings.get("log_max_size"), settings.get("log_max_files"))
     except ValueError as exc:
         raise ContainerError(str(exc))
+
+    settings["cgroup_parent"] = check_cgroup_parent(settings.get("cgroup"), settings.get("cgroup_parent"))
 
     if lookup_root is None:
         check_mount_points(root)
