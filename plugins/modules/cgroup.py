@@ -118,17 +118,24 @@ options:
         processes is left alone and the task fails.
     type: bool
     default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    membership:
+      - handmade.containers.containers
   check_mode:
     support: full
-    description: Reads the cgroup and reports what would change, writing nothing.
+    details:
+      - Reads the cgroup's files and reports what would change, for O(state=present) and O(state=absent) alike,
+        writing nothing. RV(limits) holds the values the run would set.
   diff_mode:
     support: full
-    description: Before and after of each limit given, and of the cgroup's existence.
+    details: Before and after of each limit given, and of the cgroup's existence.
   platform:
-    platforms: posix
-    support: full
-    description: Linux with cgroups (v1, hybrid or v2); runs as root.
+    platforms: linux
+    details: Linux with cgroups (v1, hybrid or v2) mounted under C(/sys/fs/cgroup); runs as root.
 notes:
   - Requires root on the managed host, and Python 3.8 or later (standard library only).
   - Everything is created below C(handmade); nothing else on the host is written, except that on v2 the

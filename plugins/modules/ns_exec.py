@@ -40,6 +40,8 @@ author:
   - handmade.containers maintainers (@handmade)
 extends_documentation_fragment:
   - handmade.containers.container_options
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   state:
     description:
@@ -107,16 +109,24 @@ options:
     type: path
     default: /var/lib/handmade-containers/output
 attributes:
+  action_group:
+    membership:
+      - handmade.containers.containers
   check_mode:
-    support: full
-    description: V(run) and V(exec) report a change without running anything.
+    support: partial
+    details:
+      - V(started), V(stopped) and V(absent) read the container's record and C(/proc) and report what would
+        change, starting and stopping nothing.
+      - V(run) and V(exec) run nothing and report a change; they cannot tell the command's RV(rc), RV(stdout)
+        or RV(stderr), which are not returned.
   diff_mode:
-    support: full
-    description: Shows the container's state and settings before and after.
+    support: partial
+    details:
+      - V(started), V(stopped) and V(absent) show the container's state and settings before and after.
+      - V(run) and V(exec) return no diff.
   platform:
-    platforms: posix
-    support: full
-    description: Linux only, as root.
+    platforms: linux
+    details: Linux only (namespaces, C(pivot_root), cgroups, seccomp), as root.
 notes:
   - "For V(run) and V(exec), a command that exits with a non-zero RV(rc) fails
     the task, as M(ansible.builtin.command) and C(community.docker.docker_container)

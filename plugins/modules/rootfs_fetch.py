@@ -141,17 +141,30 @@ notes:
   - Extended attributes and file capabilities in the tarball are not restored.
   - O(dest) is refused while a running process has it as its root directory (a container started
     from it); replacing it would take the files from under that process.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    membership:
+      - handmade.containers.containers
   check_mode:
-    support: full
-    description: Downloads at most the release index and checksum files, never the tarball, and writes nothing.
+    support: partial
+    details:
+      - Compares the stamp in O(dest) with the wanted tarball's checksum, downloading at most what names it (the
+        release index, the C(.sha256) sidecar, a checksum file at a URL), never the tarball, and writes nothing.
+      - Without the tarball it cannot tell whether the run would pass the checksum, the signature and the member
+        checks, or find O(dest) in use by a running container; RV(size) and RV(files) are null when it would
+        change.
   diff_mode:
     support: full
-    description: The stamp (source, version, checksums, signature) before and after.
+    details: The stamp (source, version, checksums, signature) before and after.
   platform:
-    platforms: posix
-    support: full
-    description: Linux or any POSIX host with Python 3.8 or later (standard library only); C(gpg) for signatures.
+    platforms: linux
+    details:
+      - Linux. O(dest) is swapped in by C(renameat2) with C(RENAME_EXCHANGE) (renamed aside where the kernel or the
+        filesystem lacks it), and the check for processes running from O(dest) reads C(/proc).
+      - Python 3.8 or later, standard library only; C(gpg) for signatures.
 seealso:
   - module: handmade.containers.cgroup
   - module: handmade.containers.ns_exec
