@@ -3,13 +3,13 @@
 # unit-fast is the exception: any user, once root has made the virtualenv.
 SHELL := /bin/bash
 
-.PHONY: demo test harness sanity units unit-fast lint galaxy integration molecule molecule-default molecule-fleet bench mirror clean
+.PHONY: demo test harness sanity units unit-fast lint galaxy integration molecule molecule-default molecule-fleet matrix bench mirror clean
 
 ## demo: build and launch a container on localhost and prove it is isolated and limited
 demo:
 	scripts/demo.sh
 
-## test: every test layer in order: harness, sanity, units, lint, galaxy, integration, molecule
+## test: every test layer in order: harness, sanity, units, lint, galaxy, integration, molecule-default, matrix, molecule-fleet
 ## (HANDMADE_TEST_SKIP="molecule-fleet ..." leaves layers out, reported as SKIPPED; refused in CI)
 test:
 	scripts/test.sh
@@ -34,6 +34,9 @@ molecule-default:
 	scripts/molecule.sh default
 molecule-fleet:
 	scripts/molecule.sh fleet
+## matrix: the role (site.yml, again, teardown.yml) on the oldest and the newest ansible-core supported
+matrix:
+	scripts/matrix.sh
 
 ## bench: launch, extraction and cgroup benchmarks side by side with their peers
 bench:
