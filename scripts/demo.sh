@@ -63,9 +63,9 @@ PY
     ); then
         die "cannot reach the Alpine mirror $mirror ($index: $reason).
 Run the demo offline, from a mirror served on 127.0.0.1 that is built from Debian's busybox-static:
-    sudo make demo MIRROR=local
+    MIRROR=local scripts/demo.sh
 or point it at a mirror this machine can reach (laid out as $CDN):
-    sudo make demo MIRROR=http://mirror.example/alpine"
+    MIRROR=http://mirror.example/alpine scripts/demo.sh"
     fi
     playbook_args+=(-e "mirror=$mirror")
     [ -z "${ALPINE_VERSION:-}" ] || playbook_args+=(-e "alpine_version=$ALPINE_VERSION")
