@@ -142,3 +142,10 @@ def test_a_failure_names_the_role_s_variables(site):
     message = json.loads(failed.group(1))["msg"]
     assert site.name in message and "container_alpine_version" in message, message
     assert "set version" not in message and "fetch:" not in message, message
+
+
+def test_preflight_names_every_problem_of_the_host_at_once_and_makes_nothing(site):
+    rc, output, recap = site.play(container_name="-bad", container_cgroup_parent="system.slice")
+    assert rc != 0 and recap["failed"] == 1, output
+    assert "invalid container names -bad" in output and "container_cgroup_parent is system.slice" in output, output
+    assert "Converge each container" not in output
