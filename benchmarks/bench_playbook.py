@@ -12,7 +12,12 @@ role's defaults otherwise, and is removed afterwards (playbooks/teardown.yml).
 Every run uses pipelining (ANSIBLE_PIPELINING=True), as a user's ansible.cfg
 would set it.
 
-Usage (as root): scripts/bench.sh playbook   or   python benchmarks/bench_playbook.py [--runs N]
+With --fleet, the same site.yml over SSH on the two QEMU VMs of the fleet
+(cgroup v1 and v2, tests/vm/vm.sh), both at once: the first converge
+beside the idempotent ones. The target there: the idempotent converge no
+slower than the first.
+
+Usage (as root): scripts/bench.sh playbook   or   python benchmarks/bench_playbook.py [--runs N] [--fleet]
 """
 
 import argparse
@@ -68,22 +73,25 @@ CONTAINER_TASK = """
 """
 
 
-def playbook_runner(workdir, mirror):
+def playbook_runner(workdir, mirror, hosts=None, version=None):
+    """``run(playbook) -> (seconds, output)`` on localhost, or on ``hosts`` (name -> connection variables)."""
     inventory = os.path.join(workdir, "inventory.json")
     variables = {
-        "ansible_connection": "local", "ansible_python_interpreter": HOST_PYTHON,
         "container_name": "bench-playbook-%d" % os.getpid(),
-        "container_alpine_version": mirror["versions"][-1], "container_alpine_mirror": mirror["url"],
+        "container_alpine_version": version or mirror["versions"][-1], "container_alpine_mirror": mirror["url"],
         "container_gpg_key": mirror["key_file"], "container_gpg_fingerprint": mirror["fingerprint"],
         "container_rootfs_root": os.path.join(workdir, "rootfs"),
         "container_download_cache": os.path.join(workdir, "cache"),
         # The role's defaults, spelled out for the one-task playbook.
         "container_memory": "512M", "container_cpus": 0.5, "container_pids_max": 2048,
     }
+    if hosts is None:
+        hosts = {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": HOST_PYTHON}}
     with open(inventory, "w") as handle:
-        json.dump({"all": {"hosts": {"localhost": variables}}}, handle)
+        json.dump({"all": {"hosts": hosts, "vars": variables}}, handle)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_PIPELINING="True",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_RETRY_FILES_ENABLED="0")
+               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_RETRY_FILES_ENABLED="0",
+               ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_TIMEOUT="120", ANSIBLE_FORKS="4")
 
     def run(playbook):
         started = time.perf_counter()
@@ -107,13 +115,62 @@ def timed(run, playbook, runs, unchanged=True):
     return statistics.median(times), min(times), max(times)
 
 
+VM_SCRIPT = os.path.join(ROOT, "tests", "vm", "vm.sh")
+FLEET = (("bench-fleet-v1", "v1"), ("bench-fleet-v2", "v2"))
+
+
+def fleet(info, runs):
+    """The first and the idempotent converges of site.yml on both fleet VMs at once."""
+    image = subprocess.run([os.path.join(ROOT, "tests", "vm", "build-image.sh")], stdout=subprocess.PIPE,
+                           check=True).stdout.decode().strip().splitlines()[-1]
+    workdir = tempfile.mkdtemp(prefix="handmade-bench-fleet-")
+    env = dict(os.environ, HANDMADE_VM_RUNTIME_DIR=os.path.join(workdir, "vm"))
+    hosts = {}
+    try:
+        for name, layout in FLEET:
+            port = subprocess.run([VM_SCRIPT, "start", name, layout], stdout=subprocess.PIPE, env=env,
+                                  check=True).stdout.decode().split()[-1]
+            hosts[name] = {"ansible_host": "127.0.0.1", "ansible_port": int(port), "ansible_user": "root",
+                           "ansible_ssh_private_key_file": os.path.join(image, "id_ed25519"),
+                           "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                           "ansible_python_interpreter": "/usr/bin/python3"}
+        subprocess.run([VM_SCRIPT, "wait"] + [name for name, _layout in FLEET], env=env, check=True)
+        with alpine_mirror.serving(info["root"]) as server:
+            for name, _layout in FLEET:
+                with open(info["key_file"], "rb") as key:
+                    subprocess.run([VM_SCRIPT, "ssh", name, "cat > /root/bench-mirror.asc"], stdin=key, env=env,
+                                   check=True)
+            port = server.server_address[1]
+            mirror = dict(info, url="http://10.0.2.2:%d" % port, key_file="/root/bench-mirror.asc")
+            # A branch, as molecule/fleet converges it: each run asks the mirror for its newest release.
+            run = playbook_runner(workdir, mirror, hosts, version=info["versions"][-1].rsplit(".", 1)[0])
+            site = os.path.join(ROOT, "playbooks", "site.yml")
+            try:
+                first, _output = run(site)
+                again = timed(run, site, runs)
+            finally:
+                run(os.path.join(ROOT, "playbooks", "teardown.yml"))
+    finally:
+        subprocess.run([VM_SCRIPT, "stop"] + [name for name, _layout in FLEET], env=env, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("site.yml on the fleet (cgroup v1 and v2 VMs under TCG, both at once), %d idempotent runs:" % runs)
+    print("  %-56s %7.1f s" % ("first converge (fetch, cgroup, start)", first))
+    print("  %-56s %7.1f s  (%.1f-%.1f)" % ("idempotent converge, median", again[0], again[1], again[2]))
+    print("idempotent / first: %.2fx (target: at most 1.0x) %s"
+          % (again[0] / first, "met" if again[0] <= first else "NOT met"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--fleet", action="store_true", help="on the two fleet VMs over SSH instead of localhost")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the role makes namespaces, mounts and cgroups")
     info = alpine_mirror.build(MIRROR_CACHE)
+    if args.fleet:
+        fleet(info, args.runs)
+        return
     workdir = tempfile.mkdtemp(prefix="handmade-bench-playbook-")
     one_task = os.path.join(workdir, "one-task.yml")
     container_task = os.path.join(workdir, "container-task.yml")

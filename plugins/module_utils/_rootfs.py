@@ -569,6 +569,9 @@ def remove_tree(dest, check_mode=False):
     Only a tree with its stamp is removed (a directory without one may hold
     someone's data), and never while a process has it as its root.
     """
+    if not os.path.isabs(dest) or os.path.realpath(dest) == "/":
+        raise RootfsError("rootfs %r is not a root filesystem's own directory: give an absolute path such as "
+                          "/var/lib/handmade-containers/rootfs/<name>" % (dest,))
     if not os.path.lexists(dest):
         return False
     if os.path.islink(dest) or not os.path.isdir(dest):

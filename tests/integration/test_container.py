@@ -137,6 +137,8 @@ def test_a_new_release_replaces_the_tree_under_a_running_container_without_faili
         "replace the root filesystem %s with %s %s" % (place[1], new, alpine_mirror.tarball_url(new)),
         "stop %s to replace its root filesystem" % place[0],
         "start %s again on the new root filesystem" % place[0]], upgraded["actions"]
+    # Check mode said what the run did.
+    assert planned["actions"] == upgraded["actions"] and upgraded["recreated"]
     assert _stamp_version(place[1]) == new and upgraded["rootfs_fetch"]["version"] == new
     assert process_start_time(first["pid"]) is None and process_start_time(upgraded["pid"]) is not None
     assert os.stat("/proc/%d/root" % upgraded["pid"]).st_ino == os.stat(place[1]).st_ino
@@ -175,12 +177,21 @@ def test_stopped_keeps_everything_and_absent_removes_it_all(run_module, alpine_m
     assert not again["changed"] and again["actions"] == []
 
 
-def test_remove_rootfs_leaves_a_tree_it_did_not_install(run_module, place):
+@pytest.mark.parametrize("target, message", [
+    ("own", "was not installed by rootfs_fetch"),
+    ("/", "is not a root filesystem's own directory"),
+    ("/etc", "was not installed by rootfs_fetch"),
+    ("link", "is not a directory"),
+])
+def test_remove_rootfs_leaves_a_tree_it_did_not_install(run_module, place, target, message):
     name, rootfs = place
     os.makedirs(os.path.join(rootfs, "data"))
-    refused = run_module("container", {"name": name, "state": "absent", "rootfs": rootfs, "remove_rootfs": True})
-    assert refused["failed"] and "was not installed by rootfs_fetch" in refused["msg"], refused
-    assert os.path.isdir(os.path.join(rootfs, "data"))
+    path = {"own": rootfs, "link": rootfs + "-link"}.get(target, target)
+    if target == "link":
+        os.symlink(rootfs, path)
+    refused = run_module("container", {"name": name, "state": "absent", "rootfs": path, "remove_rootfs": True})
+    assert refused["failed"] and message in refused["msg"], refused
+    assert os.path.isdir(os.path.join(rootfs, "data")) and os.path.isfile("/etc/passwd")
 
 
 def test_cgroup_parent_places_the_own_cgroup_and_it_goes_with_the_container(run_module, alpine_mirror, place):

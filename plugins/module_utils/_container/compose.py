@@ -124,12 +124,16 @@ def _present(params, check_mode, state_root):
     rootfs = _converge_rootfs(params, record if running else None, check_mode, state_root, outcome)
     limits = _converge_limits(params, check_mode, outcome)
 
-    if check_mode and rootfs is not None and rootfs["changed"]:
+    new_tree = rootfs is not None and rootfs["changed"]
+    if check_mode and new_tree:
         # The tree is not there yet (or not the new one): nothing can be
         # checked against it, but what a real run does is known.
         process = _rehearse_on_new_tree(params, state_dir, record, running)
     else:
         process = lifecycle.ensure_state(params, check_mode=check_mode, state_root=state_root, take_lock=False)
+    if new_tree and running and params["state"] == "started":
+        # Stopped for the swap and started on the new tree: a new container.
+        process["recreated"] = True
     outcome.before["container"] = process["diff"]["before"]
     outcome.after["container"] = process["diff"]["after"]
     outcome.note(process["changed"], _process_action(params, process, running, rootfs))
@@ -161,11 +165,12 @@ def _converge_rootfs(params, running_record, check_mode, state_root, outcome):
     what = "%s %s" % (planned["version"] or "", planned["url"] or fetch.get("src") or "")
     outcome.note(True, "%s the root filesystem %s with %s" % (
         "replace" if replaced else "fetch", dest, " ".join(what.split())))
+    if running_record is not None:
+        outcome.note(True, "stop %s to replace its root filesystem" % params["name"])
     if check_mode:
         return planned
     if running_record is not None:
         _stop_for_new_tree(params, running_record, dest, state_root)
-        outcome.note(True, "stop %s to replace its root filesystem" % params["name"])
     try:
         fetched = _rootfs.fetch_rootfs(fetch_params)
     except _rootfs.RootfsError as exc:
@@ -213,15 +218,20 @@ def _limits_text(values):
 
 
 def _rehearse_on_new_tree(params, state_dir, record, running):
-    """Check mode when the tree is still to be fetched: the start (or restart) the real run makes."""
+    """Check mode when the tree is still to be fetched: what the real run does after the swap.
+
+    A running container is stopped by the swap (step 1 says so); then
+    ``started`` starts it on the new tree and ``stopped`` has nothing left to do.
+    """
     before = lifecycle.describe(record)
-    after = {"state": params["state"], "pid": None}
-    if params["state"] == "stopped":
+    if params["state"] == "started":
+        after = {"state": "started", "pid": None}
+        changed = True
+    else:
         after = dict(before, state="stopped", pid=None) if record is not None else {"state": "absent"}
-    return {"changed": params["state"] == "started" or running, "state": params["state"], "name": state_dir.name,
-            "pid": record.pid if running else None, "recreated": running and params["state"] == "started",
-            "changed_settings": ["rootfs (the tree changes)"] if running else [],
-            "diff": {"before": before, "after": after}}
+        changed = False
+    return {"changed": changed, "state": params["state"], "name": state_dir.name, "pid": None,
+            "recreated": False, "changed_settings": [], "diff": {"before": before, "after": after}}
 
 
 def _process_action(params, process, running, rootfs):
@@ -229,11 +239,11 @@ def _process_action(params, process, running, rootfs):
     state = params["state"]
     if state == "stopped":
         return "stop %s" % name
+    if rootfs is not None and rootfs["changed"] and running:
+        return "start %s again on the new root filesystem" % name
     if process.get("recreated"):
         because = process.get("changed_settings") or []
         return "recreate %s: %s changed" % (name, ", ".join(because)) if because else "recreate %s" % name
-    if rootfs is not None and rootfs["changed"] and running:
-        return "start %s again on the new root filesystem" % name
     return "start %s" % name
 
 
