@@ -107,7 +107,7 @@ def playbook_runner(workdir, mirror, hosts=None, version=None):
 
 def timed(run, playbook, runs, unchanged=True):
     times = []
-    for _ in range(runs):
+    for _run in range(runs):
         elapsed, output = run(playbook)
         if unchanged and "changed=0" not in output:
             raise SystemExit("%s changed something on an unchanged run:\n%s" % (playbook, output))
@@ -161,7 +161,7 @@ def fleet(info, runs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--fleet", action="store_true", help="on the two fleet VMs over SSH instead of localhost")
     args = parser.parse_args()
@@ -194,8 +194,8 @@ def main():
     print("ansible-playbook on localhost, %d runs each, median (min-max) wall time:" % args.runs)
     print("  %-56s %7.0f ms" % ("site.yml, first run (fetch, cgroup, start)", first * 1000))
     for label, (median, low, high) in figures:
-        print("  %-56s %7.0f ms  (%.0f-%.0f)  %.2fx the floor" % (label, median * 1000, low * 1000, high * 1000,
-                                                                 median / floor))
+        print("  %-56s %7.0f ms  (%.0f-%.0f)  %.2fx the floor"
+              % (label, median * 1000, low * 1000, high * 1000, median / floor))
     ratio = figures[1][1][0] / floor
     print("site.yml idempotent / one-task playbook: %.2fx (target: at most %.1fx) %s"
           % (ratio, TARGET_RATIO, "met" if ratio <= TARGET_RATIO else "NOT met"))
