@@ -306,9 +306,23 @@ def test_module_documentation_lists_the_table_rows_verbatim():
     assert mapping == mapping_notes()
 
 
+def _limit_fragment_options():
+    from ansible_collections.handmade.containers.plugins.doc_fragments.cgroup_limits import ModuleDocFragment
+    return yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+
+
+def test_the_limits_fragment_documents_every_limit_option_with_its_type():
+    documented = _limit_fragment_options()
+    assert sorted(documented) == sorted(limits.argument_spec())
+    for option, rules in limits.argument_spec().items():
+        assert documented[option]["type"] == rules["type"], option
+
+
 def test_module_documentation_has_the_argument_spec_options_with_their_types():
     module = _module()
-    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    documentation = yaml.safe_load(module.DOCUMENTATION)
+    assert "handmade.containers.cgroup_limits" in documentation["extends_documentation_fragment"]
+    documented = dict(_limit_fragment_options(), **documentation["options"])
     spec = module.argument_spec()
     assert sorted(documented) == sorted(spec)
     for option, rules in spec.items():
