@@ -115,9 +115,10 @@ options:
         default: 30
   remove_rootfs:
     description:
-      - With O(state=absent), remove the root filesystem at O(rootfs) too (or the default one of O(fetch)). Only a
-        tree that M(handmade.containers.rootfs_fetch) or this module installed is removed, and only when no
-        process runs from it. The download cache stays.
+      - With O(state=absent), remove the root filesystem too - O(rootfs), else the one the container was started
+        with, else the default of O(fetch) - after the container. Only a tree that
+        M(handmade.containers.rootfs_fetch) or this module installed is removed, and only when no process runs
+        from it. The download cache stays.
     type: bool
     default: false
 attributes:
@@ -152,45 +153,38 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: A web server in a verified Alpine minirootfs, at most 256 MiB and half a core
+- name: A logging loop in a verified Alpine minirootfs, at most 256 MiB and half a core
   handmade.containers.container:
-    name: web
+    name: ticker
     fetch:
-      version: "3.19"
+      version: "3.23"
       verify_signature: true
     memory: 256M
     cpus: 0.5
     pids_max: 512
-    command: [/bin/httpd, -f, -p, "8080", -h, /www]
+    command: [/bin/sh, -c, "while sleep 60; do date; done"]
     mounts:
-      - src: /srv/www
-        dest: /www
-        readonly: true
+      - type: tmpfs
+        dest: /scratch
+        options: size=16m
 
-- name: Several containers, one task each
+- name: Several containers, one task each, on one release
   handmade.containers.container:
     name: "{{ item }}"
     fetch:
-      version: "3.19"
+      version: "3.23"
     memory: 128M
-    command: [/bin/sleep, "3600"]
+    command: [/bin/sleep, "86400"]
   loop: [worker1, worker2]
 
-- name: On a tree that is already there, in a cgroup made by the cgroup module
+- name: Stop it, keeping its tree, cgroup and record
   handmade.containers.container:
-    name: tools
-    rootfs: /var/lib/handmade-containers/rootfs/tools
-    cgroup: handmade/tools
-    command: /bin/sh
-
-- name: Stop it, keeping everything
-  handmade.containers.container:
-    name: web
+    name: ticker
     state: stopped
 
 - name: Remove it, its cgroup and its root filesystem
   handmade.containers.container:
-    name: web
+    name: ticker
     state: absent
     remove_rootfs: true
 """

@@ -8,13 +8,15 @@ container afterwards (the fixture checks nothing of it is left).
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 
 import pytest
+import yaml
 
 import cgroup_helpers
-from conftest import processes_with
+from conftest import COLLECTIONS_PATH, processes_with, run_module_direct
 
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import STATE_ROOT, process_start_time
 
@@ -220,3 +222,33 @@ def test_bad_input_is_refused_naming_the_problem_and_nothing_is_left(run_module,
     assert not os.path.exists(os.path.join(STATE_ROOT, place[0]))
     assert cgroup_helpers.directories_of("handmade/containers/%s" % place[0]) == []
     assert not os.path.exists(place[1])
+
+
+def test_the_documented_examples_run_as_written_against_the_mirror(alpine_mirror, tmp_path):
+    """EXAMPLES, as one playbook; only where the tree comes from changes (the mirror, not the CDN)."""
+    from ansible_collections.handmade.containers.plugins.modules import container as module
+    tasks = yaml.safe_load(module.EXAMPLES)
+    names = set()
+    for task in tasks:
+        args = task["handmade.containers.container"]
+        names.update(task.get("loop") or [args["name"]])
+        if "fetch" in args:
+            args["fetch"].update(_fetch(alpine_mirror, alpine_mirror.versions[-1].rsplit(".", 1)[0]))
+            args["fetch"]["cache_dir"] = str(tmp_path / "cache")
+    playbook = tmp_path / "examples.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "EXAMPLES", "hosts": "localhost", "gather_facts": False,
+                                         "tasks": tasks}]))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="false")
+    try:
+        proc = subprocess.run(["ansible-playbook", str(playbook)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=env, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stdout.decode(errors="replace")
+    finally:
+        for name in names:
+            run_module_direct("container", {"name": name, "state": "absent", "stop_timeout": 0,
+                                            "rootfs": "/var/lib/handmade-containers/rootfs/%s" % name,
+                                            "remove_rootfs": True})
+    for name in names:
+        assert not os.path.exists("/var/lib/handmade-containers/rootfs/%s" % name)
+        assert not os.path.exists(os.path.join(STATE_ROOT, name))

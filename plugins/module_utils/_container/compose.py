@@ -255,15 +255,15 @@ def _without_diff(result):
 
 def _absent(params, check_mode, state_root):
     outcome = _Outcome()
+    # The tree the container ran from, read before its record goes with it.
+    record = StateDir(params["name"], state_root).read()
+    recorded = (record.config or {}).get("rootfs") if record is not None else None
+    rootfs = params.get("rootfs") or recorded or default_rootfs(params["name"])
     process = lifecycle.ensure_state(params, check_mode=check_mode, state_root=state_root, take_lock=False)
     outcome.before["container"] = process["diff"]["before"]
     outcome.after["container"] = process["diff"]["after"]
     outcome.note(process["changed"], "remove %s" % params["name"])
-    rootfs = params.get("rootfs")
     if params.get("remove_rootfs"):
-        if not rootfs:
-            raise ContainerError("remove_rootfs needs the rootfs to remove: give rootfs, or fetch as the "
-                                 "container was started with")
         try:
             removed = _rootfs.remove_tree(rootfs, check_mode=check_mode)
         except _rootfs.RootfsError as exc:
