@@ -31,6 +31,7 @@ import os
 
 from ansible_collections.handmade.containers.plugins.module_utils import _rootfs
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup import limits as limits_
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import ensure_present
 from ansible_collections.handmade.containers.plugins.module_utils._container import (
     launch,
@@ -130,7 +131,12 @@ def _present(params, check_mode, state_root):
         # checked against it, but what a real run does is known.
         process = _rehearse_on_new_tree(params, state_dir, record, running)
     else:
-        process = lifecycle.ensure_state(params, check_mode=check_mode, state_root=state_root, take_lock=False)
+        try:
+            process = lifecycle.ensure_state(params, check_mode=check_mode, state_root=state_root,
+                                             take_lock=False)
+        except BaseException:
+            _remove_cgroup_made_for(params, limits, check_mode)
+            raise
     if new_tree and running and params["state"] == "started":
         # Stopped for the swap and started on the new tree: a new container.
         process["recreated"] = True
@@ -210,6 +216,16 @@ def _converge_limits(params, check_mode, outcome):
             _limits_text(changed), cgroup_name,
             _limits_text(dict((key, before.get(key)) for key in changed))))
     return result
+
+
+def _remove_cgroup_made_for(params, limits, check_mode):
+    """A container that did not start leaves no cgroup of its own that step 2 made for it."""
+    if check_mode or limits is None or params.get("cgroup") or limits["diff"]["before"].get("state") != "absent":
+        return
+    try:
+        placement_.reopen(limits["name"], True).remove()
+    except CgroupError:
+        pass  # already gone
 
 
 def _limits_text(values):
