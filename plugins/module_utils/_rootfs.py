@@ -43,9 +43,7 @@ import time
 from http.client import HTTPException, IncompleteRead
 from urllib.error import HTTPError, URLError
 
-from ansible.module_utils.urls import open_url
 from ansible_collections.handmade.containers.plugins.module_utils._alpine_key import ALPINE_FINGERPRINT, ALPINE_KEY
-from ansible_collections.handmade.containers.plugins.module_utils._safetar import ArchiveError, extract, scan
 
 DEFAULT_MIRROR = "https://dl-cdn.alpinelinux.org/alpine"
 # The walkthrough's branch. A branch resolves to its newest release.
@@ -245,6 +243,10 @@ class Downloader:
         self.validate_certs = validate_certs
 
     def _open(self, url):
+        # Imported on the first download: Ansible's URL layer (and the TLS
+        # code it loads) is a third of this module's import time, and an
+        # unchanged pinned release needs no network at all.
+        from ansible.module_utils.urls import open_url
         # decompress=False: a server that labels a .tar.gz "Content-Encoding:
         # gzip" must not have it unpacked on the way, or the checksum fails.
         return open_url(url, timeout=self.timeout, validate_certs=self.validate_certs,
@@ -383,17 +385,23 @@ def verify_signature(tarball, signature, key_file, fingerprint, name=None, key_n
 # ---------------------------------------------------------------------------
 # Extraction (the tar format and its safety checks live in _safetar).
 
+# _safetar (and tarfile) is imported only when a tarball is read: an
+# unchanged tree never needs it.
+
 def scan_tarball(path, allow_devices=False):
     """Check every member of ``path`` against the extraction rules, writing nothing; a _safetar.Scan."""
+    from ansible_collections.handmade.containers.plugins.module_utils._safetar import scan
     return _reading_tarball(scan, path, allow_devices)
 
 
 def extract_tarball(path, top, allow_devices=False, scanned=None):
     """Extract ``path`` into the empty directory ``top``; (entries, sha256, sha512) of the file read."""
+    from ansible_collections.handmade.containers.plugins.module_utils._safetar import extract
     return _reading_tarball(extract, path, top, allow_devices, scanned)
 
 
 def _reading_tarball(action, path, *args):
+    from ansible_collections.handmade.containers.plugins.module_utils._safetar import ArchiveError
     try:
         return action(path, *args)
     except ArchiveError as exc:
