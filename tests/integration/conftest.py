@@ -10,6 +10,7 @@ These tests run as root on the real kernel. Two ways to call a module:
   open, check mode and diff as the controller sends them).
 """
 
+import atexit
 import contextlib
 import json
 import os
@@ -19,17 +20,37 @@ import subprocess
 import sys
 import tempfile
 
+import ansible
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS_PATH = os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(ROOT, ".build", "collections"))
+# The managed host's Python (scripts/integration.sh runs the suite with the
+# system one and with the oldest the collection claims): run_module_direct
+# runs the modules with it, and the ansible calls name it as
+# ansible_python_interpreter.
 HOST_PYTHON = os.environ.get("HOST_PYTHON", "/usr/bin/python3")
 MODULE_PACKAGE = "ansible_collections.handmade.containers.plugins.modules"
 
 
+def _ansible_package_dir():
+    """A directory holding only this process's ansible package, as AnsiballZ ships it.
+
+    HOST_PYTHON finds ansible.module_utils there, and nothing else of this
+    virtualenv can shadow that interpreter's own standard library.
+    """
+    directory = tempfile.mkdtemp(prefix="handmade-module-path-")
+    atexit.register(shutil.rmtree, directory, True)
+    os.symlink(os.path.dirname(os.path.abspath(ansible.__file__)), os.path.join(directory, "ansible"))
+    return directory
+
+
+ANSIBLE_PACKAGE_DIR = _ansible_package_dir()
+
+
 def _module_env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [COLLECTIONS_PATH, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [COLLECTIONS_PATH, ANSIBLE_PACKAGE_DIR, env.get("PYTHONPATH")]))
     return env
 
 
@@ -40,7 +61,7 @@ def run_module_direct(module, args, check_mode=False, diff=False, timeout=300):
         json.dump({"ANSIBLE_MODULE_ARGS": params}, handle)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "%s.%s" % (MODULE_PACKAGE, module), handle.name],
+            [HOST_PYTHON, "-m", "%s.%s" % (MODULE_PACKAGE, module), handle.name],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_module_env(),
             timeout=timeout, check=False,
         )
