@@ -40,7 +40,6 @@ import subprocess
 import tempfile
 import time
 
-from http.client import HTTPException, IncompleteRead
 from urllib.error import HTTPError, URLError
 
 from ansible_collections.handmade.containers.plugins.module_utils._alpine_key import ALPINE_FINGERPRINT, ALPINE_KEY
@@ -228,7 +227,7 @@ def listing_links(html):
 # ---------------------------------------------------------------------------
 # Downloads through ansible.module_utils.urls, with one retry policy.
 
-class _ShortBody(HTTPException):
+class _ShortBody(Exception):
     """The connection closed before Content-Length bytes arrived."""
 
 
@@ -254,6 +253,9 @@ class Downloader:
                         follow_redirects="safe")
 
     def _with_retries(self, url, action):
+        # http.client (with ssl and email) is imported here, with the URL
+        # layer: an unchanged tree never downloads.
+        from http.client import HTTPException
         delay = self.backoff
         for attempt in range(1, self.attempts + 1):
             try:
@@ -263,7 +265,7 @@ class Downloader:
                     error = RootfsError(self._http_message(url, exc))
                     error.http_status = exc.code  # lets a caller tell "not there" from "broken"
                     raise error
-            except (URLError, HTTPException, socket.timeout, ConnectionError) as exc:
+            except (URLError, HTTPException, _ShortBody, socket.timeout, ConnectionError) as exc:
                 if attempt == self.attempts:
                     raise RootfsError(self._network_message(url, exc))
             time.sleep(delay)
@@ -279,6 +281,7 @@ class Downloader:
         return "%s was refused with HTTP %d %s" % (url, exc.code, exc.reason)
 
     def _network_message(self, url, exc):
+        from http.client import IncompleteRead
         reason = getattr(exc, "reason", exc)
         if isinstance(exc, (IncompleteRead, _ShortBody)):
             detail = "the connection closed before the end of the file (%s)" % exc
