@@ -3,13 +3,13 @@
 # unit-fast is the exception: any user, once root has made the virtualenv.
 SHELL := /bin/bash
 
-.PHONY: demo test harness sanity units unit-fast lint galaxy integration molecule molecule-default molecule-fleet matrix bench mirror clean
+.PHONY: demo test harness sanity units unit-fast lint galaxy integration targets molecule molecule-default molecule-fleet matrix bench mirror clean
 
 ## demo: build and launch a container on localhost and prove it is isolated and limited
 demo:
 	scripts/demo.sh
 
-## test: every test layer in order: harness, sanity, units, lint, galaxy, integration, molecule-default, matrix, molecule-fleet
+## test: every test layer in order: harness, sanity, units, lint, galaxy, integration, targets, molecule-default, matrix, molecule-fleet
 ## (HANDMADE_TEST_SKIP="molecule-fleet ..." leaves layers out, reported as SKIPPED; refused in CI)
 test:
 	scripts/test.sh
@@ -29,6 +29,9 @@ galaxy:
 	scripts/galaxy.sh
 integration:
 	scripts/integration.sh
+## targets: ansible-test integration: tests/integration/targets through ansible-playbook's task executor
+targets:
+	scripts/targets.sh
 molecule: molecule-default molecule-fleet
 molecule-default:
 	scripts/molecule.sh default

@@ -11,10 +11,10 @@
 # every target; this script writes that file into the staging tree only.
 #
 # Extra arguments go to ansible-test: target names (cgroup, ns_exec), -v,
-# --start-at-task, ...
+# --start-at-task, ... Without them, every target must have run.
 source "$(dirname "$0")/common.sh"
 require_root targets
-apt_install git busybox-static gnupg
+apt_install git busybox-static gnupg procps
 ensure_venv
 
 # A staging tree of its own, so that a sanity or units run does not wait for
@@ -27,7 +27,7 @@ ANSIBLE_TEST_STAGE=$BUILD/ansible-test-targets/ansible_collections/handmade/cont
 stage_collection_for_ansible_test
 exec 9>&- # the shared tree's lock: this run no longer reads it
 
-serve_test_mirror
+serve_test_mirror 0 # any free port
 # Vars for every target. Modules run on the host's own Python, standard
 # library only, as on any managed host (the inventory ansible-test writes
 # would give them the controller's virtualenv).
@@ -49,8 +49,32 @@ with open(sys.argv[1], "w") as handle:
     handle.write("\n")
 PY
 
+# ansible-test skips a target it judges unfit for the host with only a
+# warning (and all of them with exit status 0): a full run must have run
+# every target there is, each one's record written by this run.
+results_dir=$ANSIBLE_TEST_STAGE/tests/output/data
+rm -f "$results_dir"/integration-*.json
+
 log "ansible-test integration (mirror at $MIRROR_URL)"
 # --allow-destructive: the targets make cgroups, containers and root
 # filesystems on this host (and remove them); ansible-test skips destructive
 # targets on a host it does not manage unless told.
 run_ansible_test integration --local --allow-destructive --color no "$@"
+
+if [ $# -eq 0 ]; then
+    "$HOST_PYTHON" - "$ANSIBLE_TEST_STAGE/tests/integration/targets" "$results_dir" <<'PY'
+import glob, json, os, sys
+targets, results_dir = sys.argv[1:]
+expected = sorted(name for name in os.listdir(targets)
+                  if os.path.isdir(os.path.join(targets, name)) and not name.startswith(("setup_", "prepare_")))
+ran = set()
+for path in glob.glob(os.path.join(results_dir, "integration-*.json")):
+    with open(path) as handle:
+        ran.update(json.load(handle)["targets"])
+missing = [name for name in expected if name not in ran]
+if not expected or missing:
+    sys.exit("error: ansible-test did not run the targets %s (ran: %s): see its warnings above"
+             % (", ".join(missing) or "(none found)", ", ".join(sorted(ran)) or "none"))
+print("targets run: %s" % ", ".join(expected), file=sys.stderr)
+PY
+fi

@@ -12,7 +12,7 @@ source "$(dirname "$0")/common.sh"
 require_root test
 
 # Each layer by its make target's name, and the script that runs it.
-LAYERS=(harness sanity units lint galaxy integration molecule-default matrix molecule-fleet)
+LAYERS=(harness sanity units lint galaxy integration targets molecule-default matrix molecule-fleet)
 layer_command() {
     case $1 in
         molecule-*) echo "molecule.sh ${1#molecule-}" ;;
