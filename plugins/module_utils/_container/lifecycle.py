@@ -43,6 +43,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.rec
 
 
 def describe(record):
+    """A container's state as a diff shows it: absent, or started/stopped with its pid and defining settings."""
     if record is None:
         return {"state": "absent"}
     running = record.is_running()
