@@ -87,8 +87,9 @@ def playbook_runner(workdir, mirror, hosts=None, version=None):
     }
     if hosts is None:
         hosts = {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": HOST_PYTHON}}
+    # The group site.yml targets when the inventory has it.
     with open(inventory, "w") as handle:
-        json.dump({"all": {"hosts": hosts, "vars": variables}}, handle)
+        json.dump({"all": {"vars": variables, "children": {"containers": {"hosts": hosts}}}}, handle)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_PIPELINING="True",
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_TIMEOUT="120", ANSIBLE_FORKS="4")
