@@ -765,7 +765,8 @@ def _fetch_rootfs(params, check_mode):
         _remove_leftovers_of(dest, parent, cache_dir)
     arch = params.get("arch") or host_arch()
     mirror = params.get("mirror") or DEFAULT_MIRROR
-    downloader = Downloader(timeout=params.get("timeout") or 30, validate_certs=params.get("validate_certs", True))
+    downloader = Downloader(timeout=_network_timeout(params.get("timeout")),
+                            validate_certs=params.get("validate_certs", True))
     checksum = parse_checksum(params.get("checksum"))
     verify = bool(params.get("verify_signature"))
 
@@ -817,6 +818,16 @@ def _fetch_rootfs(params, check_mode):
     result["diff"] = {"before": _summary(stamp), "after": _summary(after)}
     result["elapsed"] = round(time.time() - started, 3)
     return result
+
+
+def _network_timeout(value):
+    """The seconds each network operation may take: the task's, at least 1; 30 when it gives none."""
+    if value is None:
+        return 30
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RootfsError("timeout %r is not a number of seconds: give a whole number of at least 1 (default 30)"
+                          % (value,))
+    return value
 
 
 def _install(source, dest, parent, cache_dir, downloader, params, verify):

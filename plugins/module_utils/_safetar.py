@@ -435,8 +435,8 @@ class _Rules:
                 self.refuse(member, "it is a hard link to %r, which is not a file earlier in the archive"
                             % member.linkname)
         if kind in (CHARDEV, BLOCKDEV) and not self.allow_devices:
-            self.refuse(member, "it is a device node; allow devices only if the image really needs them "
-                                "(containers get their /dev from the runtime)")
+            self.refuse(member, "it is a device node; set allow_devices: true only if the image really needs "
+                                "them (containers get their /dev from the runtime)")
         if kind not in (REGULAR, CONTIGUOUS, SYMLINK, DIRECTORY, HARDLINK, FIFO, CHARDEV, BLOCKDEV):
             self.refuse(member, "its type %r is not supported" % kind.decode("latin-1"))
         if path in self.directories:

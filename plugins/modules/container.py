@@ -110,7 +110,7 @@ options:
         type: bool
         default: true
       timeout:
-        description: Seconds to wait for each network operation.
+        description: Seconds to wait for each network operation, at least V(1).
         type: int
         default: 30
   remove_rootfs:

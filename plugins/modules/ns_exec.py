@@ -82,8 +82,9 @@ options:
         this size each, with one line between them saying how many bytes were cut,
         and RV(stdout_truncated) or RV(stderr_truncated) is true.
       - The module's own memory stays bounded by this, whatever the container prints.
-      - A number of bytes or a size such as V(4M). V(0) returns no output (the
-        flags and, with O(keep_output), the files still say what there was).
+      - A number of bytes or a size such as V(4M). V(0) returns none of the output,
+        only the line saying how many bytes were cut (the flags and, with O(keep_output), the files
+        still say what there was).
       - The default, 1 MiB, is about 10,000 lines, more than anyone reads in a
         task result, while the controller keeps each host's result in memory and
         adds C(stdout_lines), a second copy.

@@ -127,7 +127,7 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait for each network operation. Transient failures (HTTP 5xx, timeouts,
+      - Seconds to wait for each network operation, at least V(1). Transient failures (HTTP 5xx, timeouts,
         dropped connections) are retried twice.
     type: int
     default: 30

@@ -11,6 +11,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._alpine_key im
 from ansible_collections.handmade.containers.plugins.module_utils._rootfs import (
     RootfsError,
     Source,
+    _network_timeout,
     _stamp_matches,
     host_arch,
     signing_key_file,
@@ -234,3 +235,14 @@ def test_a_gpg_key_file_is_used_as_it_is(tmp_path):
 def test_a_gpg_key_that_is_neither_file_nor_url_is_refused(tmp_path):
     with pytest.raises(RootfsError, match="neither a URL nor a file"):
         signing_key_file({"gpg_key": str(tmp_path / "missing.asc")}, str(tmp_path), NoDownloads())
+
+
+@pytest.mark.parametrize("value, expected", [(None, 30), (1, 1), (120, 120)])
+def test_network_timeout_takes_whole_seconds(value, expected):
+    assert _network_timeout(value) == expected
+
+
+@pytest.mark.parametrize("value", [0, -5, True, 1.5])
+def test_network_timeout_refuses_what_a_socket_cannot_wait(value):
+    with pytest.raises(RootfsError, match="timeout .* is not a number of seconds: give a whole number of at least 1"):
+        _network_timeout(value)
