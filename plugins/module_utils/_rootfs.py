@@ -569,6 +569,31 @@ def _processes_rooted_in(path):
     return pids
 
 
+# Where a tree comes from and how it is checked: rootfs_fetch's options but
+# for dest and force, as AnsibleModule argument_spec entries. The container
+# module takes them as its `fetch` dict.
+SOURCE_OPTIONS = dict(
+    version=dict(type="str"),
+    arch=dict(type="str"),
+    mirror=dict(type="str"),
+    url=dict(type="str"),
+    src=dict(type="path"),
+    checksum=dict(type="str"),
+    verify_signature=dict(type="bool", default=False),
+    gpg_key=dict(type="str", no_log=False),  # a public key's path or URL, not a secret
+    gpg_fingerprint=dict(type="str"),
+    cache_dir=dict(type="path", default=DEFAULT_CACHE_DIR),
+    allow_devices=dict(type="bool", default=False),
+    validate_certs=dict(type="bool", default=True),
+    timeout=dict(type="int", default=30),
+)
+
+
+def source_options():
+    """A fresh copy of SOURCE_OPTIONS (AnsibleModule may keep what it is given)."""
+    return dict((name, dict(entry)) for name, entry in SOURCE_OPTIONS.items())
+
+
 def processes_rooted_in(path):
     """Pids whose root directory is ``path``: the processes of the containers that run from this tree."""
     return _processes_rooted_in(path)

@@ -283,6 +283,7 @@ cgroup_paths:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.handmade.containers.plugins.module_utils import _rootfs
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup import limits
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._container import compose, options
@@ -296,7 +297,9 @@ def argument_spec():
     spec.update(limits.argument_spec())
     spec.update(
         state=dict(type="str", default="started", choices=list(compose.STATES)),
-        fetch=dict(type="dict", options=compose.FETCH_OPTIONS),
+        # rootfs_fetch's options but dest (the rootfs) and force (a tree
+        # extracted again on every run is no convergence).
+        fetch=dict(type="dict", options=_rootfs.source_options()),
         remove_rootfs=dict(type="bool", default=False),
     )
     return spec

@@ -262,27 +262,15 @@ elapsed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.handmade.containers.plugins.module_utils._rootfs import DEFAULT_CACHE_DIR, RootfsError, fetch_rootfs
+from ansible_collections.handmade.containers.plugins.module_utils._rootfs import RootfsError, fetch_rootfs, source_options
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             dest=dict(type="path", required=True),
-            version=dict(type="str"),
-            arch=dict(type="str"),
-            mirror=dict(type="str"),
-            url=dict(type="str"),
-            src=dict(type="path"),
-            checksum=dict(type="str"),
-            verify_signature=dict(type="bool", default=False),
-            gpg_key=dict(type="str", no_log=False),  # a public key's path or URL, not a secret
-            gpg_fingerprint=dict(type="str"),
-            cache_dir=dict(type="path", default=DEFAULT_CACHE_DIR),
             force=dict(type="bool", default=False),
-            allow_devices=dict(type="bool", default=False),
-            validate_certs=dict(type="bool", default=True),
-            timeout=dict(type="int", default=30),
+            **source_options()
         ),
         mutually_exclusive=[("url", "src"), ("url", "mirror"), ("src", "mirror"), ("src", "arch"), ("url", "arch")],
         supports_check_mode=True,

@@ -51,24 +51,6 @@ STATES = ("started", "stopped", "absent")
 # Where a fetched root filesystem goes when the task names no rootfs.
 DEFAULT_ROOTFS_ROOT = "/var/lib/handmade-containers/rootfs"
 
-# The options of `fetch`: rootfs_fetch's own, but for dest (the container's
-# rootfs) and force (a tree extracted again on every run is no convergence).
-FETCH_OPTIONS = dict(
-    version=dict(type="str"),
-    arch=dict(type="str"),
-    mirror=dict(type="str"),
-    url=dict(type="str"),
-    src=dict(type="path"),
-    checksum=dict(type="str"),
-    verify_signature=dict(type="bool", default=False),
-    gpg_key=dict(type="str", no_log=False),  # a public key's path or URL, not a secret
-    gpg_fingerprint=dict(type="str"),
-    cache_dir=dict(type="path", default=_rootfs.DEFAULT_CACHE_DIR),
-    allow_devices=dict(type="bool", default=False),
-    validate_certs=dict(type="bool", default=True),
-    timeout=dict(type="int", default=30),
-)
-
 
 def default_rootfs(name):
     return os.path.join(DEFAULT_ROOTFS_ROOT, name)

@@ -61,8 +61,8 @@ def test_container_documents_only_its_own_options_beside_the_fragments():
     assert set(documented["options"]) == {"name", "state", "fetch", "remove_rootfs"}
     assert documented["options"]["name"]["required"] is True
     fetch = documented["options"]["fetch"]["suboptions"]
-    assert set(fetch) == set(container.compose.FETCH_OPTIONS)
-    for option, rules in container.compose.FETCH_OPTIONS.items():
+    assert set(fetch) == set(container._rootfs.SOURCE_OPTIONS)
+    for option, rules in container._rootfs.SOURCE_OPTIONS.items():
         assert fetch[option]["type"] == rules["type"] and fetch[option].get("default") == rules.get("default"), option
 
 
