@@ -201,6 +201,23 @@ def processes_with(marker):
     return found
 
 
+# Mounts systemd makes and removes on its own schedule, whatever a test
+# does: a service's credentials live in /run/credentials/<unit> for as long
+# as it runs (systemd-tmpfiles-clean.timer starts one, in the test VMs too).
+_MOUNTS_OF_THE_HOST_ITSELF = ("/run/credentials/",)
+
+
+def host_mounts():
+    """The host's mounts, each as mountinfo's fields from the mount point on,
+    sorted: equal before and after a call unless the call left a mount
+    behind (or took one away). Mount ids are left out, they change on every
+    remount; the mounts systemd makes for its own services are left out,
+    they come and go while a test runs."""
+    with open("/proc/self/mountinfo") as handle:
+        fields = [line.split(" ", 4)[4] for line in handle.read().splitlines()]
+    return sorted(entry for entry in fields if not entry.startswith(_MOUNTS_OF_THE_HOST_ITSELF))
+
+
 @contextlib.contextmanager
 def private_rootfs_copy(source, prefix, programs=()):
     """A copy of the rootfs ``source`` (``cp -a``) in a new temporary directory, removed afterwards.

@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from conftest import COLLECTIONS_PATH, processes_with
+from conftest import COLLECTIONS_PATH, host_mounts, processes_with
 
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
@@ -39,11 +39,6 @@ def _own_cgroups(name):
             if os.path.isdir(candidate):
                 found.append(candidate)
     return sorted(set(found))
-
-
-def _mountinfo():
-    with open("/proc/self/mountinfo") as handle:
-        return sorted(" ".join(line.split()[3:5]) for line in handle)
 
 
 def _tree(root):
@@ -71,7 +66,7 @@ def _assert_fails_and_leaves_nothing(run_module, rootfs, state, args, expected):
     params = dict({"rootfs": rootfs, "command": ["/bin/sleep", "60", marker], "state": state}, **args)
     if state != "run":
         params["name"] = name
-    mounts, tree = _mountinfo(), _tree(rootfs)
+    mounts, tree = host_mounts(), _tree(rootfs)
     try:
         result = run_module("ns_exec", params)
         assert result["failed"], result
@@ -79,7 +74,7 @@ def _assert_fails_and_leaves_nothing(run_module, rootfs, state, args, expected):
             assert text in result["msg"], result["msg"]
         assert not os.path.lexists(os.path.join(STATE_ROOT, name))
         assert _own_cgroups(name) == []
-        assert _mountinfo() == mounts
+        assert host_mounts() == mounts
         assert _tree(rootfs) == tree
         assert processes_with(marker) == []
     finally:

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from conftest import private_rootfs_copy
+from conftest import host_mounts, private_rootfs_copy
 
 PROBES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probes")
 if PROBES_DIR not in sys.path:
@@ -34,11 +34,6 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.pla
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import STATE_ROOT
 
 ATTEMPTS = 300
-
-
-def host_mountinfo():
-    with open("/proc/self/mountinfo") as handle:
-        return sorted(line.split(" ", 4)[4] for line in handle.read().splitlines())
 
 
 def tree(root):
@@ -132,14 +127,14 @@ def test_a_hostile_layout_is_refused_with_the_path_named_and_leaves_nothing(run_
     else:
         with open(full, "w") as handle:
             handle.write("not a directory")
-    before_tree, before_mounts = tree(rootfs), host_mountinfo()
+    before_tree, before_mounts = tree(rootfs), host_mounts()
     result = run_module("ns_exec", {"name": name, "state": state, "rootfs": rootfs, "command": ["/bin/true"],
                                     "mounts": [{"dest": "/new-volume", "type": "tmpfs"}]})
     assert result["failed"], result
     assert "/%s " % path in result["msg"] and "in the image" in result["msg"], result["msg"]
     assert ("symlink" if kind == "symlink" else "not a directory") in result["msg"], result["msg"]
     assert tree(rootfs) == before_tree
-    assert host_mountinfo() == before_mounts
+    assert host_mounts() == before_mounts
     assert not os.path.exists(os.path.join(STATE_ROOT, name))
     assert own_cgroups(name) == []
 
@@ -151,15 +146,15 @@ def test_a_symlink_swapped_in_after_the_checks_is_refused_not_followed(rootfs):
     spec = spec_.build_spec(options.settings({"state": "run", "rootfs": rootfs, "command": ["/bin/true"]}))
     os.rmdir(os.path.join(rootfs, "proc"))
     os.symlink("/etc", os.path.join(rootfs, "proc"))
-    before_mounts = host_mountinfo()
+    before_mounts = host_mounts()
     with pytest.raises(ContainerError) as caught:
         launch.run_container(spec)
     assert "/proc" in str(caught.value) and "symlink" in str(caught.value), str(caught.value)
-    assert host_mountinfo() == before_mounts
+    assert host_mounts() == before_mounts
 
 
 def test_a_bad_tmpfs_option_names_the_volume_and_leaves_no_mount_point(run_module, rootfs, name):
-    before_tree, before_mounts = tree(rootfs), host_mountinfo()
+    before_tree, before_mounts = tree(rootfs), host_mounts()
     for state in ("run", "started"):
         result = run_module("ns_exec", {"name": name, "state": state, "rootfs": rootfs, "command": ["/bin/true"],
                                         "mounts": [{"dest": "/data/new/cache", "type": "tmpfs",
@@ -168,7 +163,7 @@ def test_a_bad_tmpfs_option_names_the_volume_and_leaves_no_mount_point(run_modul
         assert "/data/new/cache" in result["msg"] and "size=lots" in result["msg"], result["msg"]
         assert "e.g. size=64m" in result["msg"], result["msg"]
         assert tree(rootfs) == before_tree
-        assert host_mountinfo() == before_mounts
+        assert host_mounts() == before_mounts
         assert not os.path.exists(os.path.join(STATE_ROOT, name))
         assert own_cgroups(name) == []
 

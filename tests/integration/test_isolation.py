@@ -42,7 +42,7 @@ import uuid
 
 import pytest
 
-from conftest import COLLECTIONS_PATH, private_rootfs_copy, processes_with
+from conftest import COLLECTIONS_PATH, host_mounts, private_rootfs_copy, processes_with
 
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
@@ -939,7 +939,7 @@ def test_bad_isolation_input_fails_clearly_and_leaves_nothing(run_module, rootfs
         expected = expected + [str(profile)]
     name = "test-isolation-%s" % uuid.uuid4().hex[:8]
     marker = "40.%d" % (uuid.uuid4().int % 100000)
-    mounts_before, cgroups_before = host_mountinfo(), containers_cgroups()
+    mounts_before, cgroups_before = host_mounts(), containers_cgroups()
     params = dict({"rootfs": rootfs, "command": ["/bin/sleep", marker], "state": state}, **options)
     if state == "started":
         params["name"] = name
@@ -953,7 +953,7 @@ def test_bad_isolation_input_fails_clearly_and_leaves_nothing(run_module, rootfs
         assert [directory for directory in own_cgroup_directories(OWN_CGROUP_PARENT + "/" + name)
                 if os.path.exists(directory)] == []
         assert processes_with("sleep " + marker) == []
-        assert host_mountinfo() == mounts_before
+        assert host_mounts() == mounts_before
     finally:
         if state == "started":
             run_module("ns_exec", {"name": name, "state": "absent", "stop_timeout": 0})

@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import processes_with
+from conftest import host_mounts, processes_with
 
 # The tests also read the kernel through the collection's own module_utils
 # (the cgroup API, capability masks), from the checkout linked by
@@ -58,11 +58,6 @@ int main(void) {
     return 0;
 }
 """
-
-
-def host_mountinfo():
-    with open("/proc/self/mountinfo") as handle:
-        return handle.read()
 
 
 def status_field(text, field):
@@ -120,12 +115,12 @@ def test_hostname_is_the_containers_and_the_hosts_is_unchanged(run_module, rootf
 
 
 def test_only_the_rootfs_is_visible_and_no_mount_reaches_the_host(run_module, rootfs):
-    before = host_mountinfo()
+    before = host_mounts()
     result = run_module("ns_exec", {"rootfs": rootfs, "command": ["/bin/ls", "-1a", "/"]})
     assert result["rc"] == 0, result
     listed = set(result["stdout"].split()) - {".", ".."}
     assert listed == set(os.listdir(rootfs))
-    assert host_mountinfo() == before
+    assert host_mounts() == before
 
 
 def test_namespace_ids_differ_from_the_hosts(run_module, rootfs):
@@ -231,7 +226,7 @@ def test_dev_holds_only_the_harmless_devices(run_module, rootfs):
 
 def test_volumes_bind_and_tmpfs_and_read_only(run_module, rootfs, tmp_path):
     (tmp_path / "data.txt").write_text("from the host\n")
-    before = host_mountinfo()
+    before = host_mounts()
     result = run_module("ns_exec", {"rootfs": rootfs, "mounts": [
         {"src": str(tmp_path), "dest": "/srv/data", "readonly": True},
         {"dest": "/scratch", "type": "tmpfs", "options": "size=1m"},
@@ -242,7 +237,7 @@ def test_volumes_bind_and_tmpfs_and_read_only(run_module, rootfs, tmp_path):
     assert "writable" not in result["stdout"]
     assert "scratch-ok" in result["stdout"]
     assert not (tmp_path / "new").exists()
-    assert host_mountinfo() == before
+    assert host_mounts() == before
 
 
 def test_readonly_rootfs(run_module, rootfs):
@@ -304,9 +299,9 @@ def _started(run_module, name, rootfs, **extra):
 
 
 def test_started_is_idempotent_and_recreates_on_change(run_module, rootfs, container):
-    mounts_before = host_mountinfo()
+    mounts_before = host_mounts()
     first = _started(run_module, container, rootfs)
-    assert host_mountinfo() == mounts_before
+    assert host_mounts() == mounts_before
     assert first["changed"] and process_start_time(first["pid"]) is not None
     again = _started(run_module, container, rootfs)
     assert not again["changed"] and again["pid"] == first["pid"]
@@ -508,13 +503,13 @@ def _reads(pid, fifo):
     ({"workdir": "/no/such/dir"}, ["workdir /no/such/dir does not exist"]),
 ])
 def test_bad_input_fails_clearly(run_module, rootfs, args, expected):
-    before = host_mountinfo()
+    before = host_mounts()
     base = {"rootfs": rootfs, "command": ["/bin/true"]}
     result = run_module("ns_exec", dict(base, **args))
     assert result["failed"], result
     for text in expected:
         assert text in result["msg"], result["msg"]
-    assert host_mountinfo() == before
+    assert host_mounts() == before
 
 
 def test_mount_dest_escaping_through_a_symlink_is_refused(run_module, rootfs, tmp_path):
