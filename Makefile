@@ -3,7 +3,7 @@
 # unit-fast is the exception: any user, once root has made the virtualenv.
 SHELL := /bin/bash
 
-.PHONY: demo test harness sanity units unit-fast lint galaxy integration targets molecule molecule-default molecule-fleet matrix bench mirror clean
+.PHONY: demo test harness sanity units unit-fast lint galaxy integration targets molecule molecule-default molecule-fleet matrix bench build-init mirror clean
 
 ## demo: build and launch a container on localhost and prove it is isolated and limited
 demo:
@@ -44,6 +44,10 @@ matrix:
 ## bench: launch, extraction and cgroup benchmarks side by side with their peers
 bench:
 	scripts/bench.sh
+
+## build-init: rebuild the built-in init (src/init/init.c) into plugins/module_utils/_container/init_program.py
+build-init:
+	scripts/build-init.sh
 
 ## mirror: serve the offline Alpine-shaped test mirror on 127.0.0.1
 mirror:

@@ -7,7 +7,7 @@
 # `scripts/bench.sh launch` runs benchmarks/bench_launch*.py only.
 source "$(dirname "$0")/common.sh"
 require_root bench
-apt_install runc bubblewrap cgroup-tools util-linux hyperfine busybox-static gnupg tar gzip
+apt_install runc bubblewrap cgroup-tools util-linux hyperfine busybox-static gnupg tar gzip tini
 ensure_venv
 ensure_collection_path
 export PYTHONPATH=$BUILD/collections${PYTHONPATH:+:$PYTHONPATH}

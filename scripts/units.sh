@@ -6,7 +6,7 @@
 # picks others. Extra arguments go to ansible-test (e.g. a test file path).
 source "$(dirname "$0")/common.sh"
 require_root units
-apt_install git
+apt_install git qemu-user-static
 ensure_venv
 link_pyenv_pythons
 stage_collection_for_ansible_test

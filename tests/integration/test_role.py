@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -149,3 +150,16 @@ def test_preflight_names_every_problem_of_the_host_at_once_and_makes_nothing(sit
     assert rc != 0 and recap["failed"] == 1, output
     assert "invalid container names -bad" in output and "container_cgroup_parent is system.slice" in output, output
     assert "Converge each container" not in output
+
+
+def test_container_init_makes_a_shell_stop_at_once(site):
+    # The role's default command, a shell: as PID 1 it ignores SIGTERM, and
+    # only the init makes `stopped` prompt (the stop timeout is 10 s).
+    rc, output, _recap = site.play(container_command="/bin/sh", container_init=True)
+    assert rc == 0, output
+    with open("/proc/%d/cmdline" % site.pid(), "rb") as handle:
+        assert handle.read().split(b"\0")[:2] == [b"handmade-init", b"/bin/sh"]
+    begun = time.monotonic()
+    rc, output, recap = site.play(container_command="/bin/sh", container_init=True, container_state="stopped")
+    assert rc == 0 and recap["changed"] == 1, output
+    assert time.monotonic() - begun < 8, output

@@ -42,7 +42,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import fcntl
 import os
+import signal
 
 from ansible_collections.handmade.containers.plugins.module_utils import _syscalls as sys_
 from ansible_collections.handmade.containers.plugins.module_utils._container import mounts, seccomp, sync
@@ -199,7 +201,11 @@ def start_child(spec, plan, stdio, channel, die_with_parent):
         # No cgroup step here, where cgexec would come: the parent moved us
         # into the cgroup before the unshare above, so the cgroup namespace
         # is rooted at it and the limits already hold.
-        finalize(spec, channel, progress, " ".join(sorted(namespace_ids().values())))
+        init_fd = None
+        if spec.init_program is not None:
+            progress("write the built-in init into a sealed memfd")
+            init_fd = sealed_memfd("init", spec.init_program)
+        finalize(spec, channel, progress, " ".join(sorted(namespace_ids().values())), init_fd=init_fd)
     except BaseException as exc:  # noqa: B902 - the child must never return into the caller's code
         _fail(channel, progress, exc)
     os._exit(127)
@@ -292,8 +298,37 @@ def _install_seccomp(program):
         raise
 
 
-def finalize(spec, channel, progress, exec_payload):
-    """Keyring, user, capabilities, no_new_privs, workdir, signals, seccomp, exec: the tail start and exec share."""
+# fcntl(2)'s memfd seals (the fcntl module names them from Python 3.8 on some
+# builds only).
+F_ADD_SEALS = 1033
+F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
+# What ps shows inside for PID 1 with init: "handmade-init /bin/sh sh".
+INIT_ARGV0 = "handmade-init"
+
+
+def sealed_memfd(name, data):
+    """A close-on-exec memfd holding ``data``, sealed so that nothing can change it again.
+
+    The built-in init runs from it (``init: true``): PID 1's /proc/1/exe is
+    then this memfd, which a process of the container cannot write (the
+    seals refuse it), never a file of the host or of the image.
+    """
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    fcntl.fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+    return fd
+
+
+def finalize(spec, channel, progress, exec_payload, init_fd=None):
+    """Keyring, user, capabilities, no_new_privs, workdir, signals, seccomp, exec: the tail start and exec share.
+
+    With ``init_fd`` (the built-in init, started containers only), the
+    program exec'd is the init, which execs the command as its child, under
+    everything installed here: the init and the command share the
+    restrictions.
+    """
     # A session keyring of its own, as runc gives every container: the keys
     # of the session that started it are neither readable nor writable from
     # inside. First, while keyctl is still allowed.
@@ -318,5 +353,13 @@ def finalize(spec, channel, progress, exec_payload):
         # As late as possible: nothing of ours runs under the filter but execve.
         progress("install the seccomp filter")
         _install_seccomp(seccomp_program)
+    if init_fd is not None:
+        progress("exec the built-in init for %s in rootfs %s" % (spec.executable, spec.rootfs))
+        # Every signal blocked across execve: the init takes them from its
+        # queue, and a SIGTERM sent the moment the container starts is held
+        # there, not dropped before the init could block it (a namespace's
+        # init without a handler loses every unblocked signal).
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        os.execve(init_fd, [INIT_ARGV0, spec.executable] + list(spec.argv), spec.env)
     progress("exec %s in rootfs %s" % (spec.executable, spec.rootfs))
     os.execve(spec.executable, spec.argv, spec.env)

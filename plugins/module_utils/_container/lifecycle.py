@@ -53,7 +53,7 @@ def describe(record):
 
 def _defining(config):
     """The settings shown in a diff: those that define the container."""
-    return options.digest_input(config or {})
+    return options.defining(config or {})
 
 
 def _container_facts(record, state_dir, state):
@@ -109,7 +109,6 @@ def _start(spec, state_dir):
     # rotate files under the new one: it finishes first.
     stop_relays(state_dir)
     dir_fd, stdin_fd, log_fd = state_dir.prepare()
-    config = spec.config()
     placement = None
 
     def record_before_start(pid):
@@ -118,7 +117,7 @@ def _start(spec, state_dir):
         try:
             state_dir.write(ContainerRecord(
                 format=RECORD_FORMAT, name=spec.name, pid=pid, start_time=process_start_time(pid),
-                config_digest=config_digest(config), config=spec.settings,
+                config_digest=config_digest(spec.digest_input()), config=spec.settings,
                 log_path=state_dir.log_path, created=time.time(),
                 cgroup=placement.name, cgroup_owned=placement.owned))
         except OSError as exc:
@@ -241,7 +240,7 @@ def _converge(params, state, state_dir, check_mode):
 
 def _converge_started(params, state_dir, record, running, before, check_mode):
     spec = spec_.build_spec(options.settings(params), create_mount_points=not check_mode)
-    digest = config_digest(spec.config())
+    digest = config_digest(spec.digest_input())
     if running and record.config_digest == digest:
         return dict(_container_facts(record, state_dir, "started"), changed=False,
                     diff={"before": before, "after": before})

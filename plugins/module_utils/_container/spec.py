@@ -25,6 +25,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._capabilities 
 )
 from ansible_collections.handmade.containers.plugins.module_utils import _devices
 from ansible_collections.handmade.containers.plugins.module_utils._container import beneath, mounts, options, seccomp
+from ansible_collections.handmade.containers.plugins.module_utils._container import init_program
 from ansible_collections.handmade.containers.plugins.module_utils._container import logs
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.layout import (
@@ -122,6 +123,8 @@ class ContainerSpec:
         self.device_rules = derived["device_rules"]
         self.device_nodes = derived["device_nodes"]
         self.seccomp_program = derived["seccomp_program"]
+        # The built-in init's bytes with ``init``, else None (init_program.py).
+        self.init_program = derived.get("init_program")
         # Whether the launch may make missing mount points in the rootfs
         # (mounts.make_mount_points, through its fd, taken back on failure).
         self.create_mount_points = derived.get("create_mount_points", True)
@@ -130,6 +133,10 @@ class ContainerSpec:
 
     def config(self):
         """The settings that define this container (its config digest input)."""
+        return options.defining(self.settings)
+
+    def digest_input(self):
+        """What its config digest covers (options.digest_input)."""
         return options.digest_input(self.settings)
 
 
@@ -432,6 +439,8 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
 
     settings["capabilities"] = _capabilities(settings["capabilities"])
     settings["readonly_rootfs"] = bool(settings.get("readonly_rootfs"))
+    settings["init"] = bool(settings.get("init"))
+    init_bytes = _init_program() if settings["init"] else None
     settings["no_new_privileges"] = bool(settings.get("no_new_privileges"))
     settings["stop_timeout"] = _stop_timeout(settings.get("stop_timeout"))
     try:  # kept as bytes and a count, so 5m and 5M are the same container
@@ -462,4 +471,17 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
     return ContainerSpec(settings, executable=executable, env=full_env, uid=uid, gid=gid,
                          groups=supplementary_groups(view, uid, gid), volumes=volumes,
                          device_rules=_devices.allowed_rules(extra_rules), device_nodes=device_nodes,
-                         seccomp_program=seccomp_program, create_mount_points=create_mount_points)
+                         seccomp_program=seccomp_program, create_mount_points=create_mount_points,
+                         init_program=init_bytes)
+
+
+def _init_program():
+    """The built-in init for this host's machine, or the error that says there is none."""
+    machine = os.uname()[4]
+    program = init_program.program_for(machine)
+    if program is None:
+        raise ContainerError(
+            "init: the built-in init exists for %s, and this host is %s: leave init out, or put an init "
+            "such as tini in the image and make it the command"
+            % (" and ".join(sorted(init_program.PROGRAMS)), machine))
+    return program

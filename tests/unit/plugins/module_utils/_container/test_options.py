@@ -41,4 +41,22 @@ def test_exec_may_choose_its_own_workdir_and_user():
 def test_the_digest_leaves_out_what_does_not_define_the_container():
     digest = options.digest_input(options.settings({"name": "web", "rootfs": "/srv/alpine"}))
     assert "stop_timeout" not in digest and "name" not in digest
-    assert set(digest) == set(option.name for option in options.OPTIONS if option.digest)
+    assert set(digest) == set(option.name for option in options.OPTIONS
+                              if option.digest and not option.digest_omits_default)
+
+
+def test_an_option_added_later_is_left_out_of_the_digest_at_its_default():
+    # A container started before `init` existed has no such setting: it ran
+    # without an init, and must not be recreated for init: false.
+    recorded_before = options.digest_input({"name": "web", "command": ["sh"]})
+    assert "init" not in recorded_before
+    assert options.digest_input(options.settings({"name": "web", "command": ["sh"], "init": False})) == \
+        options.digest_input(options.settings({"name": "web", "command": ["sh"]}))
+    assert options.digest_input(options.settings({"name": "web", "command": ["sh"], "init": True}))["init"] is True
+
+
+def test_a_record_from_before_an_option_shows_its_default():
+    # Diffs and changed_settings compare what defines the container: an old
+    # record reads as the default, so nothing shows as changed.
+    assert options.defining({"name": "web", "command": ["sh"]})["init"] is False
+    assert options.defining(options.settings({"init": True}))["init"] is True

@@ -6,6 +6,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.handmade.containers.plugins.module_utils._container import spec
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.spec import (
     _argv,
@@ -94,3 +95,14 @@ def test_stop_timeouts_are_finite_and_not_negative(value):
         _stop_timeout(value)
     assert "stop_timeout" in str(caught.value)
     assert _stop_timeout("2.5") == 2.5 and _stop_timeout(0) == 0
+
+
+def test_init_on_a_machine_without_a_built_in_init_names_the_ones_there_are(monkeypatch):
+    monkeypatch.setattr(spec.os, "uname", lambda: ("Linux", "host", "6.1", "#1", "riscv64"))
+    with pytest.raises(ContainerError, match="the built-in init exists for aarch64 and x86_64, and this host "
+                                             "is riscv64: leave init out"):
+        spec._init_program()
+
+
+def test_init_on_this_machine_is_the_built_in_program():
+    assert spec._init_program()[:4] == b"\x7fELF"
