@@ -1,0 +1,217 @@
+# -*- coding: utf-8 -*-
+# Copyright: handmade.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a host runs: ``docker inspect`` plus ``docker stats`` for named containers.
+
+Everything here reads and nothing writes. A container is what its state
+directory records (record.py), believed only while the kernel agrees (the
+recorded pid with the same start time); its usage comes from its cgroup's
+counters (the cgroup driver's ``stats``), its namespaces from
+/proc/<pid>/ns, its log from the state directory's files, each opened by fd
+without following a symlink. The ``container_info`` module is one call of
+``inspect_containers``.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import errno
+import os
+import time
+
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
+from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import open_cgroup
+from ansible_collections.handmade.containers.plugins.module_utils._container import launch, logs, options
+from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
+from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
+    STATE_ROOT,
+    StateDir,
+    open_state_dir,
+)
+from ansible_collections.handmade.containers.plugins.module_utils._container.spec import valid_name
+
+# The most log lines one call returns, and the most bytes read to find them:
+# a container writes what it likes into its log, and the module's result
+# must stay a size Ansible can carry.
+MAX_TAIL_LINES = 10000
+MAX_TAIL_BYTES = 4 * 1024 * 1024
+# A line longer than this is cut, with a note of how much was left out.
+MAX_LINE_BYTES = 16 * 1024
+READ_CHUNK = 64 * 1024
+
+# The counters of STATS the result carries, as ``docker stats`` shows them.
+STAT_NAMES = ("memory_current", "memory_peak", "cpu_usage_usec", "pids_current", "oom_kill")
+
+
+def check_logs_tail(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TAIL_LINES:
+        raise ContainerError("logs_tail must be a number of lines from 1 to %d, not %r: leave it out for no log"
+                             % (MAX_TAIL_LINES, value))
+    return value
+
+
+def inspect_containers(name=None, logs_tail=None, state_root=STATE_ROOT):
+    """``[facts]`` of the container ``name``, or of every container of the host (sorted by name)."""
+    logs_tail = check_logs_tail(logs_tail)
+    if name is not None:
+        if not valid_name(name):
+            raise ContainerError("invalid container name %r: use letters, digits, _ . and -, starting with a "
+                                 "letter or digit" % name)
+        names = [name]
+    else:
+        names = container_names(state_root)
+    found = []
+    for each in names:
+        facts = inspect_container(StateDir(each, state_root), logs_tail)
+        if facts is not None:
+            found.append(facts)
+    return found
+
+
+def container_names(state_root=STATE_ROOT):
+    """The names of the state directories under ``state_root`` (none when it does not exist yet)."""
+    root_fd = open_state_dir(state_root)
+    if root_fd is None:
+        return []
+    try:
+        return sorted(entry for entry in os.listdir(root_fd) if valid_name(entry))
+    finally:
+        os.close(root_fd)
+
+
+def inspect_container(state_dir, logs_tail=None):
+    """One container's facts, or None when it has no record."""
+    record = state_dir.read()
+    if record is None:
+        return None
+    running = record.is_running()
+    config = record.config or {}
+    facts = {
+        "name": state_dir.name,
+        # Until a supervisor records exits, a container whose process is gone
+        # is "exited"; its exit status is not known here.
+        "state": "running" if running else "exited",
+        "running": running,
+        "pid": record.pid if running else None,
+        "created_at": _iso(record.created),
+        "started_at": _iso(started_at(record.start_time)) if running else None,
+        "config": dict((option.name, config.get(option.name, option.default if option.digest_omits_default
+                                                else None)) for option in options.OPTIONS),
+        "cgroup": record.cgroup,
+        "cgroup_owned": bool(record.cgroup_owned),
+        "namespaces": launch.namespace_ids(record.pid) if running else {},
+        "log_path": state_dir.log_path,
+    }
+    facts["stats"], facts["oom_killed"] = _usage(record)
+    if logs_tail is not None:
+        facts["logs"] = tail_log(state_dir, logs_tail)
+    return facts
+
+
+def _usage(record):
+    """The cgroup's counters, and whether the OOM killer struck in it (None when that is not the container's alone)."""
+    empty = dict((stat, None) for stat in STAT_NAMES)
+    if not record.cgroup:
+        return empty, None
+    try:
+        cgroup = open_cgroup(record.cgroup)
+        if not cgroup.exists():
+            return empty, None
+        counters = cgroup.stats()
+    except CgroupError:
+        return empty, None
+    stats = dict((stat, counters.get(stat)) for stat in STAT_NAMES)
+    # A cgroup of its own counts this container's kills only; a shared one
+    # counts its neighbours' too.
+    oom_killed = (stats["oom_kill"] or 0) > 0 if record.cgroup_owned and stats["oom_kill"] is not None else None
+    return stats, oom_killed
+
+
+def started_at(start_time, proc="/proc"):
+    """Seconds since the epoch of a start time in clock ticks since boot (/proc/<pid>/stat).
+
+    The boot's moment is now less /proc/uptime (to 10 ms), not /proc/stat's
+    btime, which is rounded to the second.
+    """
+    if start_time is None:
+        return None
+    with open(os.path.join(proc, "uptime")) as handle:
+        boot = time.time() - float(handle.read().split()[0])
+    return boot + float(start_time) / os.sysconf("SC_CLK_TCK")
+
+
+def _iso(seconds):
+    if seconds is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def tail_log(state_dir, lines):
+    """The last ``lines`` lines of the container's log, the rotated copies included, oldest first.
+
+    Read from the end, at most MAX_TAIL_BYTES in all; a line longer than
+    MAX_LINE_BYTES is cut. Files are opened in the state directory's fd and
+    never through a symlink (logs.open_in_dir refuses one).
+    """
+    dir_fd = state_dir.open()
+    if dir_fd is None:
+        return []
+    try:
+        found = []  # newest first
+        budget = MAX_TAIL_BYTES
+        names = [logs.LOG_NAME] + ["%s.%d" % (logs.LOG_NAME, index) for index in range(1, logs.MAX_FILES)]
+        for name in names:
+            if len(found) >= lines or budget <= 0:
+                break
+            try:
+                fd = logs.open_in_dir(dir_fd, name, os.O_RDONLY, "file")
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    break
+                raise
+            except logs.StateFileError as exc:
+                raise ContainerError("%s: %s" % (state_dir.path, exc))
+            try:
+                newest, used = _last_lines(fd, lines - len(found), budget)
+            finally:
+                os.close(fd)
+            found.extend(newest)
+            budget -= used
+        return list(reversed(found))
+    finally:
+        os.close(dir_fd)
+
+
+def _last_lines(fd, count, budget):
+    """Up to ``count`` complete lines from the end of ``fd`` (newest first), and the bytes read."""
+    end = os.fstat(fd).st_size
+    chunks = []
+    newlines = 0
+    position = end
+    # One newline more than lines wanted: the line before the first one kept
+    # must have ended, or the first one kept would be only its tail.
+    while position > 0 and newlines <= count and end - position < budget:
+        size = min(READ_CHUNK, position, budget - (end - position))
+        position -= size
+        chunk = os.pread(fd, size, position)
+        chunks.append(chunk)
+        newlines += chunk.count(b"\n")
+    data = b"".join(reversed(chunks))
+    pieces = data.split(b"\n")
+    if pieces and pieces[-1] == b"":
+        pieces.pop()  # the file ends with a newline
+    if position > 0 and len(pieces) > 1:
+        pieces.pop(0)  # the end of a line whose start was not read
+    elif position > 0 and pieces:
+        # One line longer than the whole budget: its end, marked as cut.
+        pieces = [b"[cut] " + pieces[0][-(MAX_LINE_BYTES - 6):]]
+    newest = []
+    for piece in reversed(pieces[-count:]):
+        if len(piece) > MAX_LINE_BYTES:
+            piece = piece[:MAX_LINE_BYTES] + b" [%d more bytes]" % (len(piece) - MAX_LINE_BYTES)
+        newest.append(piece.decode("utf-8", "replace"))
+    return newest, end - position
