@@ -43,6 +43,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.err
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
     STATE_ROOT,
     StateDir,
+    lock_container,
     lock_state_root,
 )
 
@@ -71,7 +72,7 @@ def ensure_container(params, check_mode=False, state_root=STATE_ROOT):
                              "(what to download into it)")
     # Checked before any step makes a cgroup below it.
     spec_.check_cgroup_parent(params.get("cgroup"), params.get("cgroup_parent"))
-    lock_fd = None if check_mode else lock_state_root(state_root)
+    lock_fd = None if check_mode else lock_container(name, state_root)
     try:
         if state == "absent":
             return _absent(params, check_mode, state_root)
@@ -157,12 +158,20 @@ def _converge_rootfs(params, running_record, check_mode, state_root, outcome):
         outcome.note(True, "stop %s to replace its root filesystem" % params["name"])
     if check_mode:
         return planned
-    if running_record is not None:
-        _stop_for_new_tree(params, running_record, dest, state_root)
+    # Under the state root's lock, which every launch holds: no container
+    # starts on the tree between the check of who runs from it and the swap.
+    # Other containers' launches wait meanwhile (a release upgrade is rare;
+    # their stops and everything else go on).
+    root_lock = lock_state_root(state_root)
     try:
-        fetched = _rootfs.fetch_rootfs(fetch_params)
-    except _rootfs.RootfsError as exc:
-        raise ContainerError("fetch: %s" % exc)
+        if running_record is not None:
+            _stop_for_new_tree(params, running_record, dest, state_root)
+        try:
+            fetched = _rootfs.fetch_rootfs(fetch_params)
+        except _rootfs.RootfsError as exc:
+            raise ContainerError("fetch: %s" % exc)
+    finally:
+        os.close(root_lock)
     outcome.after["rootfs"] = fetched["diff"]["after"]
     return fetched
 

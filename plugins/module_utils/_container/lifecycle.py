@@ -35,6 +35,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.rec
     config_digest,
     find_strays,
     kill_strays,
+    lock_container,
     lock_state_root,
     process_start_time,
     stop_process_tree,
@@ -108,6 +109,16 @@ def _start(spec, state_dir):
     # A relay of an earlier start still draining into this directory would
     # rotate files under the new one: it finishes first.
     stop_relays(state_dir)
+    # Launched under the state root's lock: no tree is swapped while a
+    # container launches on it (compose swaps trees under the same lock).
+    root_lock = lock_state_root(state_dir.root)
+    try:
+        return _launch(spec, state_dir)
+    finally:
+        os.close(root_lock)
+
+
+def _launch(spec, state_dir):
     dir_fd, stdin_fd, log_fd = state_dir.prepare()
     placement = None
 
@@ -142,9 +153,9 @@ def _start(spec, state_dir):
 def ensure_state(params, check_mode=False, state_root=STATE_ROOT, take_lock=True):
     """Bring container ``params['name']`` to ``params['state']``; return the result dict.
 
-    ``take_lock=False`` is for a caller that holds ``lock_state_root`` itself
-    over several steps (the container module); a second lock from the same
-    process would wait for itself.
+    ``take_lock=False`` is for a caller that holds the container's lock
+    (``lock_container``) itself over several steps (the container module); a
+    second lock from the same process would wait for itself.
     """
     state = params.get("state") or "run"
     if state == "run":
@@ -161,7 +172,7 @@ def ensure_state(params, check_mode=False, state_root=STATE_ROOT, take_lock=True
     if check_mode or not take_lock:
         # Check mode changes nothing, so it takes no lock and creates no directory.
         return _converge(params, state, state_dir, check_mode)
-    lock_fd = lock_state_root(state_root)
+    lock_fd = lock_container(name, state_root)
     try:
         return _converge(params, state, state_dir, check_mode)
     finally:

@@ -316,22 +316,63 @@ class StateDir:
             os.close(root_fd)
 
 
-def lock_state_root(root=STATE_ROOT):
-    """An exclusive lock over all named containers; returns the fd to close.
+# The per-container locks, one empty file per name ever converged, in a
+# directory of root's (a name starting with "." is no container's).
+LOCKS_DIR = ".locks"
 
-    Held while one run converges a container, so two runs never start the
-    same name twice. It locks the state root itself (opened without
-    following a symlink and checked like a state directory), so it leaves
-    no lock file to plant a symlink at.
+
+def lock_state_root(root=STATE_ROOT):
+    """An exclusive lock over what containers share; returns the fd to close.
+
+    Held only for short steps that must not meet another container's: a
+    launch (from the cgroup's preparation to the exec), which must not see
+    its root filesystem swapped under it, and a swap of a tree, which must
+    not happen while a container launches on it. Never held while waiting
+    for a container to stop, never taken before a container's own lock
+    (lock_container) is, so the two cannot deadlock. It locks the state
+    root itself (opened without following a symlink and checked like a
+    state directory), so it leaves no lock file to plant a symlink at.
     """
+    fd = _open_state_root(root)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def lock_container(name, root=STATE_ROOT):
+    """An exclusive lock over container ``name``; returns the fd to close.
+
+    Held while one run converges that container, so two runs never start
+    the same name twice, while runs for other containers go on at once:
+    eight containers stop in one stop_timeout, not eight. The lock file
+    lives in ``<root>/.locks`` (root's, 0700), opened through the
+    directory's fd without following a symlink; it stays when the
+    container goes, so that a run waiting on it never locks a file another
+    run has already replaced.
+    """
+    root_fd = _open_state_root(root)
+    try:
+        locks_fd = open_state_dir(os.path.join(root, LOCKS_DIR), root_fd, LOCKS_DIR, create=True)
+    finally:
+        os.close(root_fd)
+    try:
+        try:
+            fd = open_in_dir(locks_fd, name, os.O_RDWR | os.O_CREAT, "file")
+        except (OSError, StateFileError) as exc:
+            raise ContainerError("cannot open the lock of container %s in %s: %s" % (
+                name, os.path.join(root, LOCKS_DIR), exc))
+    finally:
+        os.close(locks_fd)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _open_state_root(root):
     parent = os.path.dirname(root.rstrip("/")) or "/"
     try:
         os.makedirs(parent, 0o755, exist_ok=True)
     except OSError as exc:
         raise ContainerError("cannot create %s: %s (is /run writable by root?)" % (parent, exc))
-    fd = open_state_dir(root, create=True, mode=0o755)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+    return open_state_dir(root, create=True, mode=0o755)
 
 
 def find_strays(state_dir, proc="/proc"):
