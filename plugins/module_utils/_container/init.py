@@ -28,7 +28,9 @@ manual one leaks or can be escaped:
 8. the final step, shared with exec (``finalize``): a session keyring of
    its own, drop the bounding set, switch user, keep only the kept
    capabilities, set ``no_new_privs``, change to the workdir, reset
-   signals, install the seccomp filter, exec the command.
+   signals, install the seccomp filter, exec the command (with ``init``:
+   exec the built-in init from a sealed memfd, which runs the command as
+   its child: ``sealed_memfd``).
 
 ``exec_child`` joins a running container instead (``nsenter``) and ends in
 the same ``finalize``, so whatever is installed right before exec holds for

@@ -98,8 +98,7 @@ def inspect_container(state_dir, logs_tail=None):
         "pid": record.pid if running else None,
         "created_at": _iso(record.created),
         "started_at": _iso(started_at(record.start_time)) if running else None,
-        "config": dict((option.name, config.get(option.name, option.default if option.digest_omits_default
-                                                else None)) for option in options.OPTIONS),
+        "config": options.recorded(config),
         "cgroup": record.cgroup,
         "cgroup_owned": bool(record.cgroup_owned),
         "namespaces": launch.namespace_ids(record.pid) if running else {},

@@ -276,14 +276,17 @@ def settings(params, started_with=None):
     return values
 
 
-def defining(values):
-    """The settings that define a container, as diffs and ``changed_settings`` compare them.
-
-    An option added after containers already ran reads as its default in a
-    record written before it existed.
-    """
+def recorded(values):
+    """Every setting of a container's record, by option: an option added after the record was written
+    (``digest_omits_default``) reads as its default, what the container ran with."""
     return dict((option.name, values.get(option.name, option.default if option.digest_omits_default else None))
-                for option in OPTIONS if option.digest)
+                for option in OPTIONS)
+
+
+def defining(values):
+    """The settings that define a container, as diffs and ``changed_settings`` compare them."""
+    every = recorded(values)
+    return dict((option.name, every[option.name]) for option in OPTIONS if option.digest)
 
 
 def digest_input(values):

@@ -132,7 +132,7 @@ class ContainerSpec:
         self.last_capability = last_capability()
 
     def config(self):
-        """The settings that define this container (its config digest input)."""
+        """The settings that define this container, as diffs show them (options.defining)."""
         return options.defining(self.settings)
 
     def digest_input(self):
