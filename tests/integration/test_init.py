@@ -62,10 +62,18 @@ def children_of(pid):
     return found
 
 
-def zombies_under(pid, settle=2.0):
-    """The zombie children of ``pid`` once the orphans' sleeps are over."""
-    time.sleep(settle)
+def zombies_under(pid):
     return [child for child in children_of(pid) if (stat_fields(child) or ["?"])[0] == "Z"]
+
+
+def eventually(condition, timeout=60):
+    """Poll ``condition`` until it holds (a slow, emulated host takes its time); its last value."""
+    deadline = time.monotonic() + timeout
+    value = condition()
+    while not value and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = condition()
+    return value
 
 
 def started(run_module, name, rootfs, command, **extra):
@@ -97,14 +105,19 @@ def test_the_exit_status_is_the_commands_and_a_signal_gives_128_plus_its_number(
     assert alone["rc"] == 0 and alone["stdout"] == "survived\n", alone
 
 
+# Without the init the stops below wait this long before the SIGKILL; with
+# it they take a module run (seconds even in an emulated VM).
+LONG_STOP_TIMEOUT = 60
+
+
 def test_stopped_is_prompt_and_the_command_sees_sigterm(run_module, rootfs, container):
-    started(run_module, container, rootfs, ["/bin/sh", "-c", SHELL_LOOP], init=True, stop_timeout=30)
+    started(run_module, container, rootfs, ["/bin/sh", "-c", SHELL_LOOP], init=True, stop_timeout=LONG_STOP_TIMEOUT)
     begun = time.monotonic()
     result = run_module("ns_exec", {"name": container, "state": "stopped"})
     elapsed = time.monotonic() - begun
     assert result["changed"] and not result.get("failed"), result
-    # Far below the 30 s a SIGKILL would have waited for.
-    assert elapsed < 10, elapsed
+    # Far below the stop_timeout a SIGKILL would have waited for.
+    assert elapsed < LONG_STOP_TIMEOUT / 2, elapsed
     with open(result["log_path"]) as log:
         lines = log.read().splitlines()
     # (The shell may also say "Terminated" for its sleep, which the stop
@@ -115,23 +128,27 @@ def test_stopped_is_prompt_and_the_command_sees_sigterm(run_module, rootfs, cont
 def test_a_plain_shell_stops_on_sigterm_with_init(run_module, rootfs, container):
     # The role's default command: a shell reading its stdin, which as PID 1
     # would ignore SIGTERM and wait out the whole stop_timeout.
-    started(run_module, container, rootfs, ["/bin/sh"], init=True, stop_timeout=30)
+    started(run_module, container, rootfs, ["/bin/sh"], init=True, stop_timeout=LONG_STOP_TIMEOUT)
     begun = time.monotonic()
     result = run_module("ns_exec", {"name": container, "state": "stopped"})
-    assert not result.get("failed") and time.monotonic() - begun < 10, result
+    assert not result.get("failed") and time.monotonic() - begun < LONG_STOP_TIMEOUT / 2, result
 
 
 def test_orphans_are_reaped_by_the_init(run_module, rootfs, container):
     pid = started(run_module, container, rootfs, ["/bin/sh", "-c", ORPHANS], init=True)["pid"]
+
+    def only_the_command_is_left():
+        children = children_of(pid)
+        return len(children) == 1 and open("/proc/%d/cmdline" % children[0], "rb").read() == b"sleep\x001000\x00"
+    # Every orphan came and went, reaped: no zombie, no other child.
+    assert eventually(only_the_command_is_left), [(child, stat_fields(child)) for child in children_of(pid)]
     assert zombies_under(pid) == []
-    children = children_of(pid)
-    assert len(children) == 1 and open("/proc/%d/cmdline" % children[0], "rb").read() == b"sleep\x001000\x00"
 
 
 def test_without_init_the_same_orphans_stay_zombies(run_module, rootfs, container):
     # What the test above would see without the init: proof that it can fail.
     pid = started(run_module, container, rootfs, ["/bin/sh", "-c", ORPHANS])["pid"]
-    assert len(zombies_under(pid)) == 20
+    assert eventually(lambda: len(zombies_under(pid)) == 20), zombies_under(pid)
 
 
 def test_a_root_process_inside_cannot_change_its_init(run_module, rootfs):
@@ -178,7 +195,5 @@ def test_a_sigterm_sent_the_moment_the_container_starts_is_not_lost(rootfs, cont
         pid = ensure_state({"name": container, "state": "started", "rootfs": rootfs, "command": ["/bin/sh"],
                             "init": True, "stop_timeout": 30})["pid"]
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while stat_fields(pid) is not None and stat_fields(pid)[0] != "Z" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert stat_fields(pid) is None or stat_fields(pid)[0] == "Z", "PID 1 %d lost the SIGTERM" % pid
+        assert eventually(lambda: stat_fields(pid) is None or stat_fields(pid)[0] == "Z", timeout=30), \
+            "PID 1 %d lost the SIGTERM" % pid
