@@ -550,23 +550,49 @@ def _dest_paths(dest, cache_dir):
     return real, parent
 
 
+# How far up from a process's root directory to look for the tree: far
+# deeper than any chroot nests.
+MAX_ROOT_DEPTH = 256
+
+
 def _processes_rooted_in(path):
-    """Pids whose root directory is ``path`` (a container running from this tree)."""
+    """Pids whose root directory is ``path`` or below it (a container running from this tree).
+
+    Below it too: a root process of a container may chroot into a directory
+    of its tree (CAP_SYS_CHROOT is one of Docker's defaults), and still runs
+    from the tree. From /proc/<pid>/root the walk goes up by ``..``, which
+    the kernel resolves against our root, not the process's: it climbs out
+    of the chroot to the tree's root, and stops at the top of the process's
+    mount namespace, where ``..`` is the directory itself.
+    """
     try:
         wanted = os.stat(path)
     except OSError:
         return []
+    wanted = (wanted.st_ino, wanted.st_dev)
     pids = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            root = os.stat("/proc/%s/root" % name)
-        except OSError:
-            continue  # gone, or not ours to see
-        if (root.st_ino, root.st_dev) == (wanted.st_ino, wanted.st_dev):
+        if name.isdigit() and _root_is_at_or_below(name, wanted):
             pids.append(int(name))
     return pids
+
+
+def _root_is_at_or_below(pid, wanted):
+    here = "/proc/%s/root" % pid
+    previous = None
+    for _depth in range(MAX_ROOT_DEPTH):
+        try:
+            info = os.stat(here)
+        except OSError:
+            return False  # gone, or not ours to see
+        current = (info.st_ino, info.st_dev)
+        if current == wanted:
+            return True
+        if current == previous:
+            return False  # the top: ".." of it is itself
+        previous = current
+        here += "/.."
+    return False
 
 
 # Where a tree comes from and how it is checked: rootfs_fetch's options but

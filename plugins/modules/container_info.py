@@ -33,8 +33,9 @@ options:
     description:
       - Return the last O(logs_tail) lines of each container's log in RV(containers[].logs), from
         C(container.log) and its rotated copies. 1 to 10000.
-      - At most 4 MiB of log are read per container, and a line longer than 16 KiB is cut (what was left out is
-        said at its end), so a container that floods its log cannot swell the result.
+      - At most 4 MiB of log are read per container, and at most 4 MiB returned as JSON counts it (older lines
+        beyond that are replaced by one line saying how many were left out); a line longer than 16 KiB is cut
+        (what was left out is said at its end). A container that floods its log cannot swell the result.
     type: int
 attributes:
   check_mode:
@@ -91,9 +92,18 @@ containers:
       type: str
       sample: web
     state:
-      description: V(running) while its PID 1 lives, else V(exited).
+      description:
+        - V(running) while its PID 1 lives, else V(exited).
+        - V(unknown) when O(name) is not given and the container's state directory cannot be read (a symlink
+          planted in it, say): RV(containers[].error) says why, and the other containers are listed as usual.
+          With O(name), that is the task's failure instead.
       type: str
       sample: running
+    error:
+      description: Why the container's state could not be read.
+      returned: when RV(containers[].state) is V(unknown)
+      type: str
+      sample: "/run/handmade-containers/web: container.log is a symlink, refused: remove it"
     running:
       description: Whether its PID 1 lives.
       type: bool

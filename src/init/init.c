@@ -7,7 +7,8 @@
  *
  *   - runs the command as its one child;
  *   - forwards the signals a process manager sends (SIGTERM, SIGINT, SIGHUP,
- *     SIGQUIT, SIGUSR1, SIGUSR2, and the others listed in FORWARDED) to it:
+ *     SIGQUIT, SIGUSR1, SIGUSR2, the others listed in FORWARDED and the
+ *     realtime ones) to it, and drops every other signal sent to it:
  *     a shell as PID 1 ignores SIGTERM, since the kernel drops signals to a
  *     namespace's init that has no handler for them;
  *   - reaps every orphan the kernel re-parents to it, so that zombies do
@@ -24,8 +25,8 @@
  *
  * Usage: init EXECUTABLE ARGV0 [ARG...]: execve(EXECUTABLE, [ARGV0, ARG...]).
  *
- * How the signals arrive: every signal it forwards, and SIGCHLD, stays
- * blocked, and it takes them one at a time with rt_sigtimedwait. A blocked
+ * How the signals arrive: every signal stays blocked, and it takes them
+ * one at a time with rt_sigtimedwait. A blocked
  * signal is queued even to a namespace's init without a handler (the kernel
  * ignores only unblocked ones), which is what makes a handler unnecessary.
  * The process that execs init blocks every signal first (init.finalize):
@@ -120,11 +121,14 @@ __asm__(".text\n"
 typedef unsigned long sigset;
 
 /* Everything a process manager or a user sends to stop, reload or tell a
- * program something. Not forwarded: SIGKILL and SIGSTOP (they cannot be
- * caught; the kernel applies them to init itself), the signals the CPU
- * raises for a fault of init's own (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
- * SIGTRAP, SIGSYS, SIGABRT), the terminal's job control (SIGTSTP, SIGTTIN,
- * SIGTTOU: init has no terminal to stop on) and SIGCHLD, which is init's. */
+ * program something, and every realtime signal (34 to 64; 32 and 33 are
+ * the C library's own). Not forwarded, but taken and dropped so that none
+ * stays queued on init: SIGKILL and SIGSTOP cannot be caught (the kernel
+ * applies them to init itself, or ignores them from inside); the signals
+ * the CPU raises for a fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+ * SIGSYS, SIGABRT), which the command raises for itself; the terminal's
+ * job control (SIGTSTP, SIGTTIN, SIGTTOU: init has no terminal to stop on);
+ * SIGCHLD, which is init's. */
 static const int FORWARDED[] = {
     1,  /* SIGHUP */
     2,  /* SIGINT */
@@ -136,14 +140,27 @@ static const int FORWARDED[] = {
     15, /* SIGTERM */
     18, /* SIGCONT */
     23, /* SIGURG */
+    24, /* SIGXCPU */
+    25, /* SIGXFSZ */
     26, /* SIGVTALRM */
     27, /* SIGPROF */
     28, /* SIGWINCH */
     29, /* SIGIO */
     30, /* SIGPWR */
-    24, /* SIGXCPU */
-    25, /* SIGXFSZ */
 };
+#define FIRST_REALTIME 34
+#define LAST_SIGNAL 64
+
+static int forwarded(long signal)
+{
+    unsigned int i;
+    if (signal >= FIRST_REALTIME && signal <= LAST_SIGNAL)
+        return 1;
+    for (i = 0; i < sizeof(FORWARDED) / sizeof(FORWARDED[0]); i++)
+        if (FORWARDED[i] == signal)
+            return 1;
+    return 0;
+}
 
 static unsigned long length(const char *text)
 {
@@ -192,10 +209,10 @@ __attribute__((used)) void start(long *stack)
     long argc = stack[0];
     char **argv = (char **)(stack + 1);
     char **envp = argv + argc + 1;
-    sigset waited = 1UL << (SIGCHLD - 1);
+    /* Every signal: the ones to forward, SIGCHLD, and the rest to drop. */
+    sigset waited = ~0UL;
     sigset none = 0;
     unsigned char info[128];
-    unsigned int i;
     long child, signal, pid;
     int status;
 
@@ -203,8 +220,6 @@ __attribute__((used)) void start(long *stack)
         say("handmade-init: usage: init EXECUTABLE ARGV0 [ARG...]\n");
         leave(127);
     }
-    for (i = 0; i < sizeof(FORWARDED) / sizeof(FORWARDED[0]); i++)
-        waited |= 1UL << (FORWARDED[i] - 1);
     /* Orphans come to init anyway when it is PID 1; this holds them even in
      * a container that shares the host's PID namespace. */
     sys6(NR_PRCTL, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0, 0);
@@ -233,10 +248,25 @@ __attribute__((used)) void start(long *stack)
 
     for (;;) {
         signal = sys6(NR_RT_SIGTIMEDWAIT, (long)&waited, (long)info, 0, SIGSET_BYTES, 0, 0);
-        if (signal < 0)
-            continue; /* -EINTR: a stop and continue of init itself */
+        if (signal == -EINTR)
+            continue; /* a stop and continue of init itself */
+        if (signal < 0) {
+            /* No signals to take (a seccomp profile without
+             * rt_sigtimedwait): reap, without forwarding, rather than spin. */
+            say("handmade-init: cannot wait for signals, errno ");
+            say_errno(signal);
+            say(": reaping only\n");
+            for (;;) {
+                pid = sys6(NR_WAIT4, -1, (long)&status, 0, 0, 0, 0);
+                if (pid == child)
+                    leave(shell_status(status));
+                if (pid < 0 && pid != -EINTR)
+                    leave(127);
+            }
+        }
         if (signal != SIGCHLD) {
-            sys6(NR_KILL, child, signal, 0, 0, 0, 0);
+            if (forwarded(signal))
+                sys6(NR_KILL, child, signal, 0, 0, 0, 0);
             continue;
         }
         /* One SIGCHLD may stand for many children: reap until none is left

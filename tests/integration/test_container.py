@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -158,6 +159,35 @@ def test_a_tree_another_container_runs_from_is_not_replaced_and_nothing_is_stopp
         assert process_start_time(first["pid"]) is not None and _stamp_version(place[1]) == old
     finally:
         _ok(run_module("ns_exec", {"name": neighbour, "state": "absent", "stop_timeout": 0}))
+
+
+def test_a_neighbour_chrooted_below_the_tree_still_holds_it(run_module, alpine_mirror, place):
+    # Root inside may chroot (CAP_SYS_CHROOT is a default): its root is then
+    # a directory of the tree, no longer the tree's own, and it still runs
+    # from the tree. The swap must see it, or it would delete the tree under it.
+    old, new = alpine_mirror.versions[0], alpine_mirror.versions[-1]
+    first = _ok(run_module("container", _args(place, alpine_mirror, old)))
+    neighbour = "%s-chrooted" % place[0]
+    try:
+        _ok(run_module("ns_exec", {"name": neighbour, "state": "started", "rootfs": place[1],
+                                   "command": ["/bin/sh", "-c", "mkdir -p /tmp/jail/bin && cp /bin/busybox "
+                                               "/tmp/jail/bin/ && exec chroot /tmp/jail /bin/busybox sleep 3600"]}))
+        assert _rootfs_of_the_chrooted(neighbour) != "/"
+        refused = run_module("container", _args(place, alpine_mirror, new))
+        assert refused["failed"] and "processes outside container %s run from it" % place[0] in refused["msg"]
+        assert process_start_time(first["pid"]) is not None and _stamp_version(place[1]) == old
+    finally:
+        _ok(run_module("ns_exec", {"name": neighbour, "state": "absent", "stop_timeout": 0}))
+
+
+def _rootfs_of_the_chrooted(name, timeout=30):
+    """PID 1's root as its mount namespace names it, once its chroot happened ("/" until then)."""
+    with open(os.path.join(STATE_ROOT, name, "state.json")) as handle:
+        pid = json.load(handle)["pid"]
+    deadline = time.monotonic() + timeout
+    while os.readlink("/proc/%d/root" % pid) == "/" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os.readlink("/proc/%d/root" % pid)
 
 
 def test_stopped_keeps_everything_and_absent_removes_it_all(run_module, alpine_mirror, place):

@@ -25,7 +25,11 @@ import sys
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
 
-from ansible_collections.handmade.containers.plugins.module_utils._container.record import STATE_ROOT  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._container import inspect  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._container.record import (  # noqa: E402
+    STATE_ROOT,
+    StateDir,
+)
 
 HUNDRED_LINES = "for i in $(seq 100); do echo line$i; done; exec sleep 1000"
 
@@ -199,3 +203,36 @@ def test_without_a_name_every_container_and_an_unknown_name_none(run_module, roo
 def test_bad_input_is_refused_with_the_fix(run_module, args, expected):
     result = run_module("container_info", args)
     assert result["failed"] and expected in result["msg"], result
+
+
+def test_a_container_that_rotates_its_log_all_the_time_is_read_in_order(rootfs, names, run_module):
+    # A rotation can happen between any two steps of a read: no file may
+    # then be read twice (renamed to its next name) or refused (unlinked).
+    name = names()
+    command = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); printf '%08d\\n' $i; done"]
+    start(run_module, name, rootfs, command, log_max_size="1k", log_max_files=4)
+    state_dir = StateDir(name)
+    deadline = time.monotonic() + 5
+    reads = 0
+    while time.monotonic() < deadline:
+        lines = [line for line in inspect.tail_log(state_dir, 300) if len(line) == 8]
+        numbers = [int(line) for line in lines]
+        assert numbers == sorted(set(numbers)), "repeated or out of order: %s" % lines
+        reads += 1
+    assert reads > 10
+
+
+def test_one_unreadable_container_does_not_hide_the_others(run_module, rootfs, names):
+    broken, fine = names(), names()
+    for name in (broken, fine):
+        start(run_module, name, rootfs, ["/bin/sleep", "1000"])
+    log_path = os.path.join(STATE_ROOT, broken, "container.log")
+    os.unlink(log_path)
+    os.symlink("/etc/shadow", log_path)
+    try:
+        listed = dict((facts["name"], facts) for facts in info(run_module, logs_tail=5)["containers"])
+        assert listed[fine]["state"] == "running", listed[fine]
+        assert listed[broken]["state"] == "unknown" and "symlink, refused" in listed[broken]["error"], listed[broken]
+        assert "root:" not in str(listed)
+    finally:
+        os.unlink(log_path)

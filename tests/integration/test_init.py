@@ -30,8 +30,9 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.rec
 
 SHELL_LOOP = 'trap "echo got-TERM; exit 0" TERM; echo ready; while :; do sleep 0.1; done'
 # Twenty orphans (each "( ... &)" exits at once and leaves its sleep to PID 1),
-# then the command execs: only an init reaps what is left.
-ORPHANS = "for i in $(seq 20); do (sleep 0.05 &); done; exec sleep 1000"
+# then the command execs: only an init reaps what is left. The sleeps end
+# well after the exec, or the shell, still PID 1, would reap them itself.
+ORPHANS = "for i in $(seq 20); do (sleep 5 &); done; exec sleep 1000"
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Per-container locks on the real kernel: containers converge side by side, one container never twice.
+"""Per-container locks and races on the real kernel: containers converge side by side, one never twice.
 
 Runs are module processes, as Ansible's forks (or two operators) start
 them, or threads of this process where the time is measured (a flock is
@@ -13,7 +13,9 @@ side, not one after another.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import fcntl
 import os
+import signal
 import sys
 import threading
 import time
@@ -26,9 +28,14 @@ from conftest import COLLECTIONS_PATH, processes_with
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
 
+from ansible_collections.handmade.containers.plugins.module_utils._container import launch, spec  # noqa: E402
 from ansible_collections.handmade.containers.plugins.module_utils._container.compose import ensure_container  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError  # noqa: E402
 from ansible_collections.handmade.containers.plugins.module_utils._container.lifecycle import ensure_state  # noqa: E402
-from ansible_collections.handmade.containers.plugins.module_utils._container.record import STATE_ROOT  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._container.record import (  # noqa: E402
+    STATE_ROOT,
+    process_start_time,
+)
 
 STOP_TIMEOUT = 4
 
@@ -134,3 +141,52 @@ def test_the_lock_files_live_in_a_directory_of_roots_and_are_not_followed(run_mo
         assert not os.path.exists(target)
     finally:
         os.unlink(lock)
+
+
+def test_an_exec_that_races_the_containers_exit_fails_clearly(run_module, rootfs, names, monkeypatch):
+    # PID 1 exits between the check that it runs and the reading of its root
+    # (/proc/<pid>/root): the exec says so instead of crashing.
+    name, = names(1)
+    pid = run_module("ns_exec", {"name": name, "rootfs": rootfs, "state": "started",
+                                 "command": ["/bin/sleep", "1000"]})["pid"]
+    build_spec = spec.build_spec
+
+    def exit_first(*args, **kwargs):
+        os.kill(pid, signal.SIGKILL)
+        while process_start_time(pid) is not None:
+            time.sleep(0.01)
+        return build_spec(*args, **kwargs)
+    monkeypatch.setattr(spec, "build_spec", exit_first)
+    with pytest.raises(ContainerError, match="container %s exited while exec started" % name):
+        ensure_state({"name": name, "state": "exec", "command": ["/bin/true"]})
+
+
+def state_root_lock_is_held():
+    fd = os.open(STATE_ROOT, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_a_run_launches_under_the_state_root_lock_and_runs_without_it(rootfs, monkeypatch):
+    # The lock a tree swap takes: a run must not launch on a tree being
+    # swapped, and must not hold every other launch up while it runs.
+    seen = []
+    original = launch.launch
+
+    def probing(*args, **kwargs):
+        seen.append(("launching", state_root_lock_is_held()))
+        return original(*args, **kwargs)
+    monkeypatch.setattr(launch, "launch", probing)
+    result = {}
+    running = threading.Thread(target=lambda: result.update(ensure_state(
+        {"rootfs": rootfs, "command": ["/bin/sleep", "2"]})))
+    running.start()
+    time.sleep(1)
+    seen.append(("running", state_root_lock_is_held()))
+    running.join()
+    assert result["rc"] == 0 and seen == [("launching", True), ("running", False)], (seen, result)

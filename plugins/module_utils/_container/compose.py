@@ -158,18 +158,18 @@ def _converge_rootfs(params, running_record, check_mode, state_root, outcome):
         outcome.note(True, "stop %s to replace its root filesystem" % params["name"])
     if check_mode:
         return planned
-    # Under the state root's lock, which every launch holds: no container
-    # starts on the tree between the check of who runs from it and the swap.
-    # Other containers' launches wait meanwhile (a release upgrade is rare;
-    # their stops and everything else go on).
+    if running_record is not None:
+        _stop_for_new_tree(params, running_record, dest, state_root)
+    # The fetch under the state root's lock, which every launch holds:
+    # fetch_rootfs checks again that nothing runs from the tree, and no
+    # container can start on it between that check and the swap. Other
+    # containers' launches wait meanwhile (a release upgrade is rare; their
+    # stops and everything else go on).
     root_lock = lock_state_root(state_root)
     try:
-        if running_record is not None:
-            _stop_for_new_tree(params, running_record, dest, state_root)
-        try:
-            fetched = _rootfs.fetch_rootfs(fetch_params)
-        except _rootfs.RootfsError as exc:
-            raise ContainerError("fetch: %s" % exc)
+        fetched = _rootfs.fetch_rootfs(fetch_params)
+    except _rootfs.RootfsError as exc:
+        raise ContainerError("fetch: %s" % exc)
     finally:
         os.close(root_lock)
     outcome.after["rootfs"] = fetched["diff"]["after"]

@@ -17,7 +17,9 @@ __metaclass__ = type
 
 import datetime
 import errno
+import json
 import os
+import stat
 import time
 
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
@@ -39,6 +41,8 @@ MAX_TAIL_BYTES = 4 * 1024 * 1024
 # A line longer than this is cut, with a note of how much was left out.
 MAX_LINE_BYTES = 16 * 1024
 READ_CHUNK = 64 * 1024
+# How often to open the log's files again when a rotation came in between.
+ROTATION_RETRIES = 20
 
 # The counters of STATS the result carries, as ``docker stats`` shows them.
 STAT_NAMES = ("memory_current", "memory_peak", "cpu_usage_usec", "pids_current", "oom_kill")
@@ -65,7 +69,14 @@ def inspect_containers(name=None, logs_tail=None, state_root=STATE_ROOT):
         names = container_names(state_root)
     found = []
     for each in names:
-        facts = inspect_container(StateDir(each, state_root), logs_tail)
+        try:
+            facts = inspect_container(StateDir(each, state_root), logs_tail)
+        except ContainerError as exc:
+            if name is not None:
+                raise
+            # One container's directory that cannot be read (a planted
+            # symlink, say) must not hide every other container of the host.
+            facts = {"name": each, "state": "unknown", "running": None, "error": str(exc)}
         if facts is not None:
             found.append(facts)
     return found
@@ -152,37 +163,116 @@ def _iso(seconds):
 def tail_log(state_dir, lines):
     """The last ``lines`` lines of the container's log, the rotated copies included, oldest first.
 
-    Read from the end, at most MAX_TAIL_BYTES in all; a line longer than
-    MAX_LINE_BYTES is cut. Files are opened in the state directory's fd and
-    never through a symlink (logs.open_in_dir refuses one).
+    Read from the end, at most MAX_TAIL_BYTES in all, and at most
+    MAX_TAIL_BYTES returned as JSON escapes them (an invalid byte costs six);
+    a line longer than MAX_LINE_BYTES is cut. Every file is opened first,
+    then read, so that a rotation while this runs neither repeats a file
+    (the same inode under its next name) nor fails: a file rotated away
+    since is skipped. Files are opened in the state directory's fd, never
+    through a symlink.
     """
     dir_fd = state_dir.open()
     if dir_fd is None:
         return []
+    opened = []
     try:
+        # A set of files whose names still hold them once all are open: no
+        # rotation renamed one in between (a container that logs fast
+        # rotates often; a few tries find a quiet moment).
+        for _attempt in range(ROTATION_RETRIES):
+            for fd in opened:
+                os.close(fd)
+            opened = []
+            named = _open_logs(state_dir, dir_fd)
+            opened = [fd for _name, fd, _identity in named]
+            if all(_identity_of(dir_fd, name) == identity for name, _fd, identity in named):
+                break
         found = []  # newest first
         budget = MAX_TAIL_BYTES
-        names = [logs.LOG_NAME] + ["%s.%d" % (logs.LOG_NAME, index) for index in range(1, logs.MAX_FILES)]
-        for name in names:
+        for fd in opened:
             if len(found) >= lines or budget <= 0:
                 break
-            try:
-                fd = logs.open_in_dir(dir_fd, name, os.O_RDONLY, "file")
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
-                    break
-                raise
-            except logs.StateFileError as exc:
-                raise ContainerError("%s: %s" % (state_dir.path, exc))
-            try:
-                newest, used = _last_lines(fd, lines - len(found), budget)
-            finally:
-                os.close(fd)
+            newest, used = _last_lines(fd, lines - len(found), budget)
             found.extend(newest)
             budget -= used
-        return list(reversed(found))
+        return _within(list(reversed(found)), MAX_TAIL_BYTES)
     finally:
+        for fd in opened:
+            os.close(fd)
         os.close(dir_fd)
+
+
+def _open_logs(state_dir, dir_fd):
+    """[(name, fd, identity)] of container.log and its rotated copies, newest first, each file once."""
+    named = []
+    seen = set()
+    names = [logs.LOG_NAME] + ["%s.%d" % (logs.LOG_NAME, index) for index in range(1, logs.MAX_FILES)]
+    try:
+        for name in names:
+            fd = _open_log_for_reading(state_dir, dir_fd, name)
+            if fd is False:
+                break  # no such file: the copies end here
+            if fd is None:
+                continue  # rotated away and removed since the listing
+            identity = tuple(os.fstat(fd)[1:3])
+            if identity in seen:
+                os.close(fd)  # the same file, renamed by a rotation meanwhile
+                continue
+            seen.add(identity)
+            named.append((name, fd, identity))
+    except BaseException:
+        for _name, fd, _identity in named:
+            os.close(fd)
+        raise
+    return named
+
+
+def _identity_of(dir_fd, name):
+    try:
+        return tuple(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)[1:3])
+    except OSError:
+        return None
+
+
+def _open_log_for_reading(state_dir, dir_fd, name):
+    """An fd of log file ``name``; False when there is none, None when it was just rotated away.
+
+    A symlink, another kind of file or a hard link planted in the state
+    directory is refused (ContainerError), never read through.
+    """
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        if exc.errno == errno.ELOOP:
+            raise ContainerError("%s: %s is a symlink, refused: remove it" % (state_dir.path, name))
+        raise ContainerError("%s: cannot open %s: %s" % (state_dir.path, name, exc.strerror))
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file"
+    elif info.st_nlink > 1:
+        problem = "has %d hard links" % info.st_nlink
+    if problem is not None or info.st_nlink == 0:
+        os.close(fd)
+        if problem is None:
+            return None
+        raise ContainerError("%s: %s %s, refused: remove it" % (state_dir.path, name, problem))
+    return fd
+
+
+def _within(lines, budget):
+    """The newest of ``lines`` whose JSON text fits in ``budget`` bytes, a note in place of the rest."""
+    kept = []
+    for line in reversed(lines):
+        budget -= len(json.dumps(line)) + 2
+        if budget < 0:
+            kept.append("[%d older lines left out: the result holds at most %d bytes of log]"
+                        % (len(lines) - len(kept), MAX_TAIL_BYTES))
+            break
+        kept.append(line)
+    return list(reversed(kept))
 
 
 def _last_lines(fd, count, budget):

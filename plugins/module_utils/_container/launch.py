@@ -385,7 +385,8 @@ def _encode_stdin(stdin_data):
     return stdin_data.encode("utf-8") if isinstance(stdin_data, str) else stdin_data
 
 
-def run_container(spec, stdin_data=None, timeout=None, cgroup=None, cgroup_owned=False, output_settings=None):
+def run_container(spec, stdin_data=None, timeout=None, cgroup=None, cgroup_owned=False, output_settings=None,
+                  after_launch=None):
     """Run ``spec`` to completion, like ``docker run --rm``; return its results.
 
     The container's PID 1 is killed with the caller (PR_SET_PDEATHSIG). At
@@ -393,7 +394,9 @@ def run_container(spec, stdin_data=None, timeout=None, cgroup=None, cgroup_owned
     is killed: its PID namespace goes with PID 1, and without one its cgroup
     is killed (kill_container_processes), so a process that left PID 1's
     session cannot keep the task waiting or outlive it. stdout and stderr
-    are bounded by ``output_settings`` (output.py).
+    are bounded by ``output_settings`` (output.py). ``after_launch`` is
+    called once the command runs, or the launch failed (the caller's lock
+    over the launch is released there).
     """
     started = time.monotonic()
     capture = output.Capture(output_settings or output.OutputSettings(label=spec.name or "run"))
@@ -411,6 +414,8 @@ def run_container(spec, stdin_data=None, timeout=None, cgroup=None, cgroup_owned
         raise
     finally:
         _close_all(child_fds)
+        if after_launch is not None:
+            after_launch()
     pid = launched.pid
     mount_namespace = launched.namespaces.get("mnt")
 

@@ -159,7 +159,7 @@ def ensure_state(params, check_mode=False, state_root=STATE_ROOT, take_lock=True
     """
     state = params.get("state") or "run"
     if state == "run":
-        return _run(params, check_mode)
+        return _run(params, check_mode, state_root)
     name = params.get("name")
     if not name:
         raise ContainerError("state=%s needs a name: the container is tracked by it" % state)
@@ -283,7 +283,7 @@ def changed_settings_of(record, spec):
     return sorted(name for name in set(recorded) | set(wanted) if recorded.get(name) != wanted.get(name))
 
 
-def _run(params, check_mode):
+def _run(params, check_mode, state_root):
     timeout = launch.check_timeout(params.get("timeout"))
     spec = spec_.build_spec(options.settings(params), create_mount_points=not check_mode)
     output_settings = output.OutputSettings.from_params(params, label=spec.name or "run")
@@ -294,15 +294,26 @@ def _run(params, check_mode):
         # so none is returned: an "rc" of null would make Ansible's task
         # executor fail the task ("rc" present and not 0).
         return dict(facts, changed=True, pid=None, namespaces={})
-    placement = placement_.prepare(spec)
+    # The launch, not the whole run, under the state root's lock: no tree is
+    # swapped while the container launches on it, and a swap after that sees
+    # it running from the tree.
+    root_lock = [lock_state_root(state_root)]
+
+    def release_root_lock():
+        if root_lock:
+            os.close(root_lock.pop())
     try:
-        result = launch.run_container(spec, stdin_data=params.get("stdin"), timeout=timeout,
-                                      cgroup=placement.cgroup, cgroup_owned=placement.owned,
-                                      output_settings=output_settings)
+        placement = placement_.prepare(spec)
+        try:
+            result = launch.run_container(spec, stdin_data=params.get("stdin"), timeout=timeout,
+                                          cgroup=placement.cgroup, cgroup_owned=placement.owned,
+                                          output_settings=output_settings, after_launch=release_root_lock)
+        finally:
+            # Like docker run --rm: nothing of the container stays, not even a
+            # process that left its session.
+            placement.remove()
     finally:
-        # Like docker run --rm: nothing of the container stays, not even a
-        # process that left its session.
-        placement.remove()
+        release_root_lock()
     return dict(facts, changed=True, **result)
 
 
@@ -320,8 +331,16 @@ def _exec(params, state_dir, check_mode):
     # devices made and allowed in its cgroup: exec neither mounts nor re-checks
     # them (the record holds the devices as kernel rules, not as the option).
     started_with = dict(record.config or {}, name=state_dir.name, mounts=[], devices=[])
-    spec = spec_.build_spec(options.settings(params, started_with=started_with),
-                            create_mount_points=False, lookup_root="/proc/%d/root" % record.pid)
+    try:
+        spec = spec_.build_spec(options.settings(params, started_with=started_with),
+                                create_mount_points=False, lookup_root="/proc/%d/root" % record.pid)
+    except OSError as exc:
+        # Its root is read through /proc/<pid>/root: gone when PID 1 exits meanwhile.
+        if record.is_running():
+            raise ContainerError("cannot read the root of container %s through /proc/%d/root: %s"
+                                 % (state_dir.name, record.pid, exc))
+        raise ContainerError("container %s exited while exec started (%s): start it again with state=started"
+                             % (state_dir.name, exc))
     placement = _placement_of(record)
     result = launch.exec_in_container(record.pid, spec, stdin_data=params.get("stdin"),
                                       timeout=timeout,

@@ -324,12 +324,13 @@ LOCKS_DIR = ".locks"
 def lock_state_root(root=STATE_ROOT):
     """An exclusive lock over what containers share; returns the fd to close.
 
-    Held only for short steps that must not meet another container's: a
-    launch (from the cgroup's preparation to the exec), which must not see
-    its root filesystem swapped under it, and a swap of a tree, which must
+    Held for the steps that must not meet another container's: a launch
+    (from the cgroup's preparation to the exec, for ``run`` too), which must
+    not see its root filesystem swapped under it, and a swap of a tree (the
+    check that nothing runs from it, the download, the exchange), which must
     not happen while a container launches on it. Never held while waiting
-    for a container to stop, never taken before a container's own lock
-    (lock_container) is, so the two cannot deadlock. It locks the state
+    for a container to stop, never held while taking a container's own lock
+    (lock_container), so the two cannot deadlock. It locks the state
     root itself (opened without following a symlink and checked like a
     state directory), so it leaves no lock file to plant a symlink at.
     """

@@ -72,3 +72,12 @@ def test_times_are_iso_8601_in_utc_to_the_millisecond():
     assert inspect._iso(0) == "1970-01-01T00:00:00.000Z"
     assert inspect._iso(1796163303.5125) == "2026-12-01T22:15:03.512Z"
     assert inspect._iso(None) is None
+
+
+def test_what_is_returned_is_bounded_as_json_escapes_it(monkeypatch):
+    # An invalid byte decodes to U+FFFD, six bytes once JSON escapes it.
+    monkeypatch.setattr(inspect, "MAX_TAIL_BYTES", 100)
+    lines = ["\ufffd" * 10] * 5
+    kept = inspect._within(lines, inspect.MAX_TAIL_BYTES)
+    assert kept[0].startswith("[4 older lines left out: the result holds at most 100 bytes of log]")
+    assert kept[1:] == lines[-1:]
