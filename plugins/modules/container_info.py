@@ -95,7 +95,7 @@ containers:
       description:
         - V(running) while its PID 1 lives, else V(exited).
         - V(unknown) when O(name) is not given and the container's state directory cannot be read (a symlink
-          planted in it, say): RV(containers[].error) says why, and the other containers are listed as usual.
+          planted in it, say). RV(containers[].error) says why, and the other containers are listed as usual.
           With O(name), that is the task's failure instead.
       type: str
       sample: running
