@@ -70,6 +70,24 @@ def init(request, tmp_path):
     return [emulator, str(path)]
 
 
+@pytest.fixture(autouse=True)
+def default_signals():
+    """Every signal at its default while a test runs, as a container's PID 1 gets them (init.finalize resets
+    them): one this test process ignores (a test runner may ignore SIGINT, SIGHUP or SIGQUIT) would stay
+    ignored through fork and exec, and a shell cannot trap a signal that was ignored when it started."""
+    saved = {}
+    for number in range(1, signal.NSIG):
+        if number in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            saved[number] = signal.signal(number, signal.SIG_DFL)
+        except (OSError, RuntimeError, ValueError):
+            pass  # the C library's own (32, 33)
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+
 def run(init, *command, **kwargs):
     return subprocess.run(init + list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
                           check=False, **kwargs)
