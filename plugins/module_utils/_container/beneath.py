@@ -30,6 +30,12 @@ from ansible_collections.handmade.containers.plugins.module_utils import _syscal
 
 # As the kernel's own limit on nested symlinks (MAXSYMLINKS).
 SYMLINK_LIMIT = 40
+# openat2 fails a lookup through ``..`` with EAGAIN when any rename or
+# mount anywhere on the host raced it (openat2(2): "the caller should
+# retry"); on a busy host that is not rare. After this many tries in a
+# row the hand walk, which holds every directory open and needs no
+# retry, answers instead.
+OPENAT2_TRIES = 16
 # The resolve flags the hand walk knows; openat2 would take others, but
 # nothing here asks for them.
 WALK_RESOLVE = (sys_.RESOLVE_NO_XDEV | sys_.RESOLVE_NO_MAGICLINKS | sys_.RESOLVE_NO_SYMLINKS
@@ -58,13 +64,16 @@ def open_beneath(root_fd, path, flags, resolve):
     """
     flags |= os.O_CLOEXEC
     relative = "/".join(components(path)) or "."
-    if _Openat2.available:
+    for _try in range(OPENAT2_TRIES if _Openat2.available else 0):
         try:
             return sys_.openat2(root_fd, relative, flags, resolve)
         except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                continue
             if exc.errno != errno.ENOSYS:
                 raise
             _Openat2.available = False
+            break
     return walk(root_fd, relative, flags, resolve)
 
 

@@ -138,6 +138,34 @@ def test_enosys_is_remembered_and_the_walk_takes_over(tree, monkeypatch):
     monkeypatch.setattr(beneath._Openat2, "available", True)
 
 
+def test_eagain_from_a_racing_rename_is_retried_then_walked(tree, monkeypatch):
+    # The kernel answers EAGAIN to a ``..`` lookup that any rename or
+    # mount on the host raced; a busy host must not turn that into an error.
+    fd, root, _host = tree
+    real_openat2 = sys_.openat2
+    calls = []
+
+    def raced_twice(*args):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise OSError(errno.EAGAIN, "openat2: Resource temporarily unavailable")
+        return real_openat2(*args)
+    monkeypatch.setattr(sys_, "openat2", raced_twice)
+    monkeypatch.setattr(beneath._Openat2, "available", True)
+    assert _errno(lambda: beneath.open_beneath(fd, "var/out", os.O_PATH, BENEATH)) == errno.EXDEV
+    assert len(calls) == 3
+
+    def always_raced(*_args):
+        calls.append(1)
+        raise OSError(errno.EAGAIN, "openat2: Resource temporarily unavailable")
+    monkeypatch.setattr(sys_, "openat2", always_raced)
+    del calls[:]
+    assert _identity(beneath.open_beneath(fd, "abs/passwd", os.O_PATH, IN_ROOT)) == _same(root / "etc/passwd")
+    assert _errno(lambda: beneath.open_beneath(fd, "var/out", os.O_PATH, BENEATH)) == errno.EXDEV
+    assert len(calls) == 2 * beneath.OPENAT2_TRIES
+    assert beneath._Openat2.available
+
+
 def test_make_path_makes_what_is_missing_inside_and_takes_it_back(resolver, tree):
     fd, root, host = tree
     made = beneath.Made()
