@@ -40,6 +40,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._container imp
     placement,
     record,
     spec,
+    supervise,
 )
 
 HOST_PYTHON = os.environ.get("HANDMADE_HOST_PYTHON", "/usr/bin/python3")
@@ -180,11 +181,11 @@ def detached_footprint(rootfs):
         for stray in record.find_strays(record.StateDir(name)):
             if stray != pid and parent_of(stray) != pid:
                 helpers.append(stray)
-        # The log relay (logs.py): its command line is short (the source comes over a pipe).
-        relays = [relay for relay, _start in record.find_relays(record.StateDir(name))]
+        # The supervisor (supervisor.py), outside the container's cgroup.
+        relays = [relay for relay, _start in supervise.find_supervisors(record.StateDir(name))]
         return {"pid1": pid, "pid1_rss_kb": rss_kb(pid), "parent": "%d (%s)" % (parent, command_of(parent) or "?"),
                 "helpers": [(helper, command_of(helper), rss_kb(helper)) for helper in helpers],
-                "relays": [(relay, "log relay: " + command_of(relay)[-60:], rss_kb(relay), rss_kb(relay, "RssAnon:"))
+                "relays": [(relay, "supervisor: " + command_of(relay)[-60:], rss_kb(relay), rss_kb(relay, "RssAnon:"))
                            for relay in relays]}
     finally:
         lifecycle.ensure_state({"name": name, "state": "absent", "stop_timeout": 0})

@@ -93,7 +93,8 @@ containers:
       sample: web
     state:
       description:
-        - V(running) while its PID 1 lives, else V(exited).
+        - V(running) while its PID 1 lives; V(restarting) while its supervisor waits out the back-off of its
+          restart policy or starts it again; else V(exited).
         - V(unknown) when O(name) is not given and the container's state directory cannot be read (a symlink
           planted in it, say). RV(containers[].error) says why, and the other containers are listed as usual.
           With O(name), that is the task's failure instead.
@@ -112,12 +113,32 @@ containers:
       description: Host pid of its PID 1 while it runs, else null.
       type: int
       sample: 4242
+    exit_code:
+      description:
+        - The exit status of its last run, as C(docker inspect) shows C(ExitCode) (128 + N when signal N ended
+          it, 137 for SIGKILL); null while it runs.
+        - Null too when the exit was not seen by the supervisor that started it (that supervisor had been killed,
+          and the one that adopted the container could not wait for it).
+      type: int
+      sample: 0
+    finished_at:
+      description: When its last run ended, ISO 8601 in UTC; null if it never ended.
+      type: str
+      sample: "2026-12-01T22:15:40.002Z"
+    restart_count:
+      description: How often its supervisor started it again under its restart policy since a task started it.
+      type: int
+      sample: 0
+    restart_policy:
+      description: Its O(handmade.containers.ns_exec#module:restart_policy).
+      type: str
+      sample: "no"
     created_at:
       description: When it was last started by a module run, ISO 8601 in UTC.
       type: str
       sample: "2026-12-01T22:14:03.512Z"
     started_at:
-      description: When its running PID 1 started (from the kernel), ISO 8601 in UTC; null when it is not running.
+      description: When its running PID 1 started (from the kernel), or when its last run started, ISO 8601 in UTC.
       type: str
       sample: "2026-12-01T22:14:03.530Z"
     config:
@@ -143,8 +164,9 @@ containers:
                "oom_kill": 0}
     oom_killed:
       description:
-        - Whether the OOM killer ended a process of the container (its own cgroup's C(oom_kill) counter is above
-          zero), as C(docker inspect) shows C(OOMKilled).
+        - Whether the OOM killer ended a process of the container, as C(docker inspect) shows C(OOMKilled):
+          after an exit, whether it struck during that run (the supervisor compares the cgroup's C(oom_kill)
+          counter before and after); while it runs, whether its own cgroup's counter is above zero.
         - Null when the container shares its cgroup with others (the counter is theirs too) or the cgroup is gone.
       type: bool
       sample: false

@@ -154,7 +154,12 @@ def test_a_stopped_container_is_exited_with_no_pid_and_its_usage_kept(run_module
     assert run_module("ns_exec", {"name": name, "state": "stopped", "stop_timeout": 0})["changed"]
     facts = info(run_module, name=name)["containers"][0]
     assert facts["state"] == "exited" and facts["running"] is False, facts
-    assert facts["pid"] is None and facts["started_at"] is None and facts["namespaces"] == {}
+    assert facts["pid"] is None and facts["namespaces"] == {}
+    # Stopped with stop_timeout 0: SIGKILL after SIGTERM, which a sleep as PID 1 never sees.
+    assert facts["exit_code"] == 137 and facts["restart_count"] == 0 and facts["restart_policy"] == "no", facts
+    started = datetime.datetime.strptime(facts["started_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    finished = datetime.datetime.strptime(facts["finished_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert started <= finished, facts
     # (Its processes' zombies count in pids_current until the host's init reaps them.)
     assert facts["stats"]["cpu_usage_usec"] is not None and facts["stats"]["pids_current"] is not None, facts
 
@@ -168,7 +173,7 @@ def test_an_oom_killed_container_says_so(run_module, rootfs, names):
     while info(run_module, name=name)["containers"][0]["running"] and time.monotonic() < deadline:
         time.sleep(0.2)
     facts = info(run_module, name=name)["containers"][0]
-    assert facts["state"] == "exited" and facts["oom_killed"] is True, facts
+    assert facts["state"] == "exited" and facts["oom_killed"] is True and facts["exit_code"] == 137, facts
     assert facts["stats"]["oom_kill"] >= 1
 
 

@@ -56,7 +56,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._capabilities 
     capability_mask,
 )
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup import manager as cgroups  # noqa: E402
-from ansible_collections.handmade.containers.plugins.module_utils._container import record  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._container import record, supervise  # noqa: E402
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import STATE_ROOT  # noqa: E402
 from ansible_collections.handmade.containers.plugins.module_utils._container.seccomp_syscalls import (  # noqa: E402
     table as syscall_table,
@@ -723,11 +723,11 @@ def test_a_second_container_can_neither_see_nor_write_the_firsts_cgroup(run_modu
     assert result["stdout"].split()[-1] == "0", "the first container's cgroup is visible: %s" % result["stdout"]
     assert first not in result["stdout"]
     assert read_cgroup_limits(first_cgroup) == before
-    # Its PID 1 and its log relay, nothing of the second container.
-    relays = set(pid for pid, _start_time in record.find_relays(record.StateDir(first)))
-    assert len(relays) == 1, relays
+    # Its PID 1 alone (its supervisor runs outside it), nothing of the second container.
+    supervisors = set(pid for pid, _start_time in supervise.find_supervisors(record.StateDir(first)))
+    assert len(supervisors) == 1, supervisors
     for directory in own_cgroup_directories(first_cgroup):
-        assert cgroup_procs(directory) == {first_pid} | relays, directory
+        assert cgroup_procs(directory) == {first_pid}, directory
 
 
 # --------------------------------------------------------------------------

@@ -1,12 +1,12 @@
-"""Detached containers' logs on the real kernel: the relay and its rotation (logs.py).
+"""Detached containers' logs on the real kernel: the supervisor's copy and its rotation (logs.py).
 
-A detached container's stdout and stderr are a pipe to one log relay
-process, which writes container.log in the state directory and rotates it
-at log_max_size, keeping log_max_files files. Each test checks a claim of
-docs/ns_exec.md from the host: the log stays bounded whatever the container
-prints, no line is lost at a rotation, the relay holds nothing of Ansible's
-and nothing of the container's namespaces, and it is gone once the
-container is.
+A detached container's stdout and stderr are a pipe to its supervisor
+(supervisor.py), which writes container.log in the state directory and
+rotates it at log_max_size, keeping log_max_files files. Each test checks a
+claim of docs/ns_exec.md from the host: the log stays bounded whatever the
+container prints, no line is lost at a rotation, the supervisor holds
+nothing of Ansible's and nothing of the container's namespaces or cgroup,
+and it is gone once the container is.
 """
 
 import os
@@ -21,11 +21,11 @@ sys.path.insert(0, os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "collections")))
 
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup import manager as cgroups
-from ansible_collections.handmade.containers.plugins.module_utils._container import logs
+from ansible_collections.handmade.containers.plugins.module_utils._container import logs, supervise
+from ansible_collections.handmade.containers.plugins.module_utils._container.supervise import find_supervisors
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
     STATE_ROOT,
     StateDir,
-    find_relays,
     process_start_time,
 )
 
@@ -40,7 +40,7 @@ def container(run_module):
     result = run_module("ns_exec", {"name": name, "state": "absent", "stop_timeout": 0})
     assert not result["failed"], result
     assert not os.path.exists(os.path.join(STATE_ROOT, name))
-    assert find_relays(StateDir(name)) == []
+    assert find_supervisors(StateDir(name)) == []
 
 
 def status_field(text, field):
@@ -60,7 +60,7 @@ def _started(run_module, name, rootfs, **extra):
 def _relay(name, timeout=60):
     deadline = time.monotonic() + timeout
     while True:
-        relays = find_relays(StateDir(name))
+        relays = find_supervisors(StateDir(name))
         if relays or time.monotonic() > deadline:
             assert len(relays) == 1, relays
             return relays[0][0]
@@ -131,51 +131,62 @@ def test_sizes_as_given_and_a_line_never_lost_between_files(run_module, rootfs, 
     _assert_consecutive_tail(files, last)
 
 
-def test_the_relay_holds_nothing_of_ansible_nor_of_the_container(run_module, rootfs, container):
+def test_the_supervisor_holds_nothing_of_ansible_nor_of_the_container(run_module, rootfs, container):
     result = _started(run_module, container, rootfs, command=["/bin/sleep", "600"])
-    relay = _relay(container)
+    supervisor = _relay(container)
     directory = os.path.join(STATE_ROOT, container)
-    targets = sorted(os.readlink("/proc/%d/fd/%s" % (relay, fd)) for fd in os.listdir("/proc/%d/fd" % relay))
+    targets = sorted(os.readlink("/proc/%d/fd/%s" % (supervisor, fd)) for fd in os.listdir("/proc/%d/fd" % supervisor))
     pipe = os.readlink("/proc/%d/fd/1" % result["pid"])
     assert pipe.startswith("pipe:") and os.readlink("/proc/%d/fd/2" % result["pid"]) == pipe
-    assert targets == sorted(["/dev/null", "/dev/null", directory, os.path.join(directory, "container.log"), pipe])
-    with open("/proc/%d/stat" % relay) as handle:
+    # Its stdio on /dev/null, the state directory, the log, the read end of the
+    # container's output, and the two ends of its own signal wake-up pipe.
+    own = [target for target in targets if target.startswith("pipe:") and target != pipe]
+    assert len(own) == 2 and own[0] == own[1], targets
+    assert sorted(set(targets) - set(own)) == sorted({"/dev/null", directory, os.path.join(directory, "container.log"),
+                                                      pipe}), targets
+    assert targets.count(pipe) == 1 and targets.count("/dev/null") == 3, targets
+    with open("/proc/%d/stat" % supervisor) as handle:
         session = int(handle.read().rsplit(")", 1)[1].split()[3])
-    assert session == relay  # a session of its own
-    with open("/proc/%d/status" % relay) as handle:
+    # A session of its own, whose leader (the fork between) is gone: it can
+    # never get a controlling terminal, and no logout reaches it.
+    assert session != os.getsid(0) and not os.path.exists("/proc/%d" % session)
+    with open("/proc/%d/stat" % result["pid"]) as handle:
+        assert int(handle.read().rsplit(")", 1)[1].split()[1]) == supervisor  # PID 1's parent
+    with open("/proc/%d/status" % supervisor) as handle:
         status = dict(line.split(":", 1) for line in handle.read().splitlines())
     assert int(status["SigIgn"].strip(), 16) & (1 << (signal.SIGHUP - 1))
-    # Outside every namespace of the container, in its cgroup.
+    # Outside every namespace of the container, and outside its cgroup.
     for namespace in ("pid", "mnt", "net", "ipc", "uts", "cgroup"):
-        assert os.readlink("/proc/%d/ns/%s" % (relay, namespace)) == os.readlink("/proc/self/ns/" + namespace)
-    assert relay in cgroups.open_existing(result["cgroup"]).pids()
-    # Never the OOM killer's pick in the container's cgroup, where the host lets
-    # root lower a score (CAP_SYS_RESOURCE; this sandbox withholds it).
+        assert os.readlink("/proc/%d/ns/%s" % (supervisor, namespace)) == os.readlink("/proc/self/ns/" + namespace)
+    assert supervisor not in cgroups.open_existing(result["cgroup"]).pids()
+    assert supervisor in cgroups.open_existing(supervise.SUPERVISORS_CGROUP).pids()
+    # Never the OOM killer's pick, where the host lets root lower a score
+    # (CAP_SYS_RESOURCE; this sandbox withholds it).
     with open("/proc/self/status") as handle:
         may_lower = int(status_field(handle.read(), "CapEff"), 16) & (1 << 24)
     wanted = "-1000" if may_lower else "0"
-    # The relay lowers its score once its interpreter runs: a moment after
-    # the task returns (seconds on a slow VM).
+    # The supervisor lowers its score once its interpreter runs: a moment
+    # after the task returns (seconds on a slow VM).
     deadline = time.monotonic() + 60
     while True:
-        with open("/proc/%d/oom_score_adj" % relay) as handle:
+        with open("/proc/%d/oom_score_adj" % supervisor) as handle:
             score = handle.read().strip()
         if score == wanted or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert score == wanted
-    # Started twice: no change, the same relay.
+    # Started twice: no change, the same supervisor.
     again = _started(run_module, container, rootfs, command=["/bin/sleep", "600"])
-    assert not again["changed"] and _relay(container) == relay
+    assert not again["changed"] and _relay(container) == supervisor
 
 
-def test_no_relay_stays_after_stopped_or_absent(run_module, rootfs, container):
+def test_no_supervisor_stays_after_stopped_or_absent(run_module, rootfs, container):
     _started(run_module, container, rootfs, command=["/bin/sh", "-c", "echo last words; exec sleep 600"])
     relay = _relay(container)
     start_time = process_start_time(relay)
     stopped = run_module("ns_exec", {"name": container, "state": "stopped", "stop_timeout": 0})
     assert stopped["changed"] and not stopped["failed"], stopped
-    assert process_start_time(relay) != start_time and find_relays(StateDir(container)) == []
+    assert process_start_time(relay) != start_time and find_supervisors(StateDir(container)) == []
     with open(os.path.join(STATE_ROOT, container, "container.log")) as handle:
         assert handle.read() == "last words\n"
     _started(run_module, container, rootfs, command=["/bin/sleep", "600"])
@@ -183,10 +194,10 @@ def test_no_relay_stays_after_stopped_or_absent(run_module, rootfs, container):
     start_time = process_start_time(relay)
     absent = run_module("ns_exec", {"name": container, "state": "absent", "stop_timeout": 0})
     assert absent["changed"] and not absent["failed"], absent
-    assert process_start_time(relay) != start_time and find_relays(StateDir(container)) == []
+    assert process_start_time(relay) != start_time and find_supervisors(StateDir(container)) == []
 
 
-def test_the_relay_outlives_the_task_that_started_it(ansible_module, rootfs, container):
+def test_the_supervisor_outlives_the_task_that_started_it(ansible_module, rootfs, container):
     # Through Ansible, whose module files are deleted when the task ends:
     # the container prints only after that, and the log is still rotated.
     result = ansible_module("ns_exec", {"name": container, "state": "started", "rootfs": rootfs,

@@ -20,10 +20,10 @@ import pytest
 sys.path.insert(0, os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "collections")))
 
+from ansible_collections.handmade.containers.plugins.module_utils._container.supervise import find_supervisors
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
     STATE_ROOT,
     StateDir,
-    find_relays,
     process_start_time,
 )
 
@@ -54,7 +54,7 @@ def name(run_module):
     result = run_module("ns_exec", {"name": container, "state": "absent", "stop_timeout": 0})
     assert not result["failed"], result
     assert not os.path.lexists(path)
-    assert find_relays(StateDir(container)) == []
+    assert find_supervisors(StateDir(container)) == []
 
 
 def _start(run_module, name, rootfs, command=("/bin/sh", "-c", "echo pwned; cat; exec sleep 600")):

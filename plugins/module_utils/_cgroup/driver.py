@@ -325,6 +325,20 @@ class CgroupDriver:
             result["procs"] = sorted(self.pids())
         return result
 
+    def counter_files(self, name):
+        """[path, key] of the files whose values add up to counter ``name`` of STATS (key None: the whole file).
+
+        For a process that reads the counter without the driver (the
+        supervisor reads ``oom_kill`` at each exit of the container).
+        """
+        for stat in STATS:
+            if stat.name == name:
+                source = stat.kernel_files(self.version)
+                directory = self.directory_of(source.controller)
+                return [[os.path.join(directory, filename), source.key] for filename in source.names] \
+                    if directory else []
+        raise KeyError(name)
+
     # -- devices ------------------------------------------------------------
 
     def set_device_rules(self, rules):

@@ -116,7 +116,7 @@ def _present(params, check_mode, state_root):
     else:
         try:
             process = lifecycle.ensure_state(params, check_mode=check_mode, state_root=state_root,
-                                             take_lock=False)
+                                             take_lock=False, boot_entry="container")
         except BaseException:
             _remove_cgroup_made_for(params, limits, check_mode)
             raise

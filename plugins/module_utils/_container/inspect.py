@@ -24,7 +24,7 @@ import time
 
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import open_cgroup
-from ansible_collections.handmade.containers.plugins.module_utils._container import launch, logs, options
+from ansible_collections.handmade.containers.plugins.module_utils._container import launch, logs, options, supervise
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
     STATE_ROOT,
@@ -100,15 +100,20 @@ def inspect_container(state_dir, logs_tail=None):
         return None
     running = record.is_running()
     config = record.config or {}
+    # What the supervisor recorded of the last exit and the restarts; {} for
+    # a container started by a collection without supervisors.
+    status = supervise.read_status(state_dir)
     facts = {
         "name": state_dir.name,
-        # Until a supervisor records exits, a container whose process is gone
-        # is "exited"; its exit status is not known here.
-        "state": "running" if running else "exited",
+        "state": _state(running, status, state_dir),
         "running": running,
         "pid": record.pid if running else None,
+        "exit_code": None if running else status.get("exit_code"),
         "created_at": _iso(record.created),
-        "started_at": _iso(started_at(record.start_time)) if running else None,
+        "started_at": _iso(started_at(record.start_time) if running else status.get("started_at")),
+        "finished_at": _iso(status.get("finished_at")),
+        "restart_count": status.get("restart_count", 0),
+        "restart_policy": config.get("restart_policy") or "no",
         "config": options.recorded(config),
         "cgroup": record.cgroup,
         "cgroup_owned": bool(record.cgroup_owned),
@@ -116,9 +121,21 @@ def inspect_container(state_dir, logs_tail=None):
         "log_path": state_dir.log_path,
     }
     facts["stats"], facts["oom_killed"] = _usage(record)
+    if not running and status.get("finished_at") is not None:
+        # The supervisor compared the cgroup's OOM kills before and after this run.
+        facts["oom_killed"] = bool(status.get("oom_killed"))
     if logs_tail is not None:
         facts["logs"] = tail_log(state_dir, logs_tail)
     return facts
+
+
+def _state(running, status, state_dir):
+    """running, restarting (its supervisor waits out the back-off or starts it) or exited."""
+    if running:
+        return "running"
+    if status.get("state") == "restarting" and supervise.find_supervisors(state_dir):
+        return "restarting"
+    return "exited"
 
 
 def _usage(record):

@@ -16,30 +16,27 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import time
 
 from ansible_collections.handmade.containers.plugins.module_utils._container import (
+    boot,
     launch,
     options,
     output,
     placement as placement_,
     spec as spec_,
+    supervise,
 )
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
-    RECORD_FORMAT,
     STATE_ROOT,
-    ContainerRecord,
     StateDir,
     config_digest,
     find_strays,
     kill_strays,
     lock_container,
     lock_state_root,
-    process_start_time,
     stop_process_tree,
-    stop_relays,
 )
 
 
@@ -106,56 +103,28 @@ def _namespace_names(config):
 
 
 def _start(spec, state_dir):
-    # A relay of an earlier start still draining into this directory would
-    # rotate files under the new one: it finishes first.
-    stop_relays(state_dir)
+    # A supervisor of an earlier start still finishing this directory's log
+    # would rotate files under the new one: it finishes first.
+    old = supervise.find_supervisors(state_dir)
+    supervise.hand_off(old)
+    supervise.wait_gone(old)
     # Launched under the state root's lock: no tree is swapped while a
     # container launches on it (compose swaps trees under the same lock).
     root_lock = lock_state_root(state_dir.root)
     try:
-        return _launch(spec, state_dir)
+        return supervise.start(spec, state_dir)
     finally:
         os.close(root_lock)
 
 
-def _launch(spec, state_dir):
-    dir_fd, stdin_fd, log_fd = state_dir.prepare()
-    placement = None
-
-    def record_before_start(pid):
-        # Recorded before the child may run anything: if this process dies
-        # now, the child reads EOF instead of "go" and exits untouched.
-        try:
-            state_dir.write(ContainerRecord(
-                format=RECORD_FORMAT, name=spec.name, pid=pid, start_time=process_start_time(pid),
-                config_digest=config_digest(spec.digest_input()), config=spec.settings,
-                log_path=state_dir.log_path, created=time.time(),
-                cgroup=placement.name, cgroup_owned=placement.owned))
-        except OSError as exc:
-            raise ContainerError("cannot record container %s in %s: %s (is /run full or read-only?)"
-                                 % (spec.name, state_dir.record_path, exc))
-
-    try:
-        placement = placement_.prepare(spec)
-        return launch.start_detached(spec, stdin_fd, dir_fd, log_fd, cgroup=placement.cgroup,
-                                     before_start=record_before_start)
-    except BaseException:
-        # A container that never ran leaves no state behind.
-        if placement is not None:
-            placement.remove()
-        state_dir.remove()
-        raise
-    finally:
-        for fd in (stdin_fd, dir_fd, log_fd):
-            os.close(fd)
-
-
-def ensure_state(params, check_mode=False, state_root=STATE_ROOT, take_lock=True):
+def ensure_state(params, check_mode=False, state_root=STATE_ROOT, take_lock=True, boot_entry="ns_exec"):
     """Bring container ``params['name']`` to ``params['state']``; return the result dict.
 
     ``take_lock=False`` is for a caller that holds the container's lock
     (``lock_container``) itself over several steps (the container module); a
-    second lock from the same process would wait for itself.
+    second lock from the same process would wait for itself. ``boot_entry``
+    names the module whose converge starts the container again after a
+    reboot (boot.py): the one whose task this is.
     """
     state = params.get("state") or "run"
     if state == "run":
@@ -171,10 +140,10 @@ def ensure_state(params, check_mode=False, state_root=STATE_ROOT, take_lock=True
         raise ContainerError("unknown state %r: use run, started, stopped, absent or exec" % state)
     if check_mode or not take_lock:
         # Check mode changes nothing, so it takes no lock and creates no directory.
-        return _converge(params, state, state_dir, check_mode)
+        return _converge(params, state, state_dir, check_mode, boot_entry)
     lock_fd = lock_container(name, state_root)
     try:
-        return _converge(params, state, state_dir, check_mode)
+        return _converge(params, state, state_dir, check_mode, boot_entry)
     finally:
         os.close(lock_fd)
 
@@ -211,20 +180,22 @@ def _kill_leftovers(record, mount_namespace):
         launch.kill_container_processes(placement.cgroup, placement.owned, mount_namespace)
 
 
-def _converge(params, state, state_dir, check_mode):
+def _converge(params, state, state_dir, check_mode, boot_entry):
     record = state_dir.read()
     running = record is not None and record.is_running()
     before = describe(record)
     if state == "started":
-        return _converge_started(params, state_dir, record, running, before, check_mode)
+        return _converge_started(params, state_dir, record, running, before, check_mode, boot_entry)
 
     stop_timeout = _stop_timeout(params, record)
     strays = [pid for pid in find_strays(state_dir) if not (running and pid == record.pid)]
+    supervisors = supervise.find_supervisors(state_dir)
     # Every container has a mount namespace of its own: what shares it is the
     # container's, whichever session it moved to (and with fd 0 closed).
     mount_namespace = launch.namespace_ids(record.pid).get("mnt") if running else None
     leftovers = _leftovers(record, mount_namespace)
-    changed = running or bool(strays) or bool(leftovers) or (state == "absent" and state_dir.exists())
+    changed = (running or bool(strays) or bool(leftovers) or bool(supervisors)
+               or (state == "absent" and state_dir.exists()))
     if state == "absent" or record is None:
         after = {"state": "absent"}
     else:
@@ -233,28 +204,37 @@ def _converge(params, state, state_dir, check_mode):
         facts = _container_facts(record, state_dir, after["state"])
         facts.update(changed=changed, diff={"before": before, "after": after})
         return facts
+    # First the supervisor: it restarts nothing from now on, and records the exit.
+    supervise.hand_off(supervisors)
     if running:
         stop_process_tree(record.pid, record.start_time, stop_timeout)
     kill_strays(state_dir)
-    # The log relays exit once the container is gone, after writing what it left in the pipe.
-    stop_relays(state_dir)
     if leftovers or running:
         _kill_leftovers(record, mount_namespace)
+    # The supervisors exit once the container is gone, after writing what it left in the pipe.
+    supervise.wait_gone(supervisors)
     if state == "absent":
         _remove_own_cgroup(state_dir.name, record, stop_timeout, params.get("cgroup_parent"))
         state_dir.remove()
+        boot.forget(state_dir.name)
         record = None
+    else:
+        boot.mark_stopped(state_dir.name)
     facts = _container_facts(record, state_dir, after["state"])
     facts.update(changed=True, diff={"before": before, "after": after})
     return facts
 
 
-def _converge_started(params, state_dir, record, running, before, check_mode):
+def _converge_started(params, state_dir, record, running, before, check_mode, boot_entry):
     spec = spec_.build_spec(options.settings(params), create_mount_points=not check_mode)
     digest = config_digest(spec.digest_input())
     if running and record.config_digest == digest:
-        return dict(_container_facts(record, state_dir, "started"), changed=False,
-                    diff={"before": before, "after": before})
+        supervised = bool(supervise.find_supervisors(state_dir))
+        if not supervised and not check_mode:
+            # Its supervisor was killed: a new one adopts the container, which runs on.
+            supervise.repair(record, state_dir)
+        return dict(_container_facts(record, state_dir, "started"), changed=not supervised,
+                    repaired=not supervised, diff={"before": before, "after": before})
     after = {"state": "started", "pid": None, "config": spec.config()}
     changed_settings = changed_settings_of(record, spec) if running else []
     if check_mode:
@@ -269,6 +249,7 @@ def _converge_started(params, state_dir, record, running, before, check_mode):
         # It moves to another cgroup: the one of its own it had goes.
         _remove_own_cgroup(state_dir.name, record, _stop_timeout(params, record))
     _start(spec, state_dir)
+    boot.remember(state_dir.name, boot_entry, params, state_dir.root)
     record = state_dir.read()
     result = dict(_container_facts(record, state_dir, "started"), changed=True, recreated=running,
                   changed_settings=changed_settings)
@@ -285,6 +266,9 @@ def changed_settings_of(record, spec):
 
 def _run(params, check_mode, state_root):
     timeout = launch.check_timeout(params.get("timeout"))
+    if (params.get("restart_policy") or "no") != "no":
+        raise ContainerError("restart_policy %s is for state=started: a container of state=run is removed when "
+                             "its command exits (docker run --rm); leave restart_policy out" % params["restart_policy"])
     spec = spec_.build_spec(options.settings(params), create_mount_points=not check_mode)
     output_settings = output.OutputSettings.from_params(params, label=spec.name or "run")
     facts = {"state": "run", "name": spec.name, "hostname": spec.hostname, "cgroup": spec.cgroup,

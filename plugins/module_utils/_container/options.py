@@ -25,6 +25,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.handmade.containers.plugins.module_utils._capabilities import DEFAULT_CAPABILITIES
+from ansible_collections.handmade.containers.plugins.module_utils._container import restarts
 
 EXEC_TASK = "task"
 EXEC_MERGE = "merge"
@@ -221,6 +222,21 @@ OPTIONS = (
         "Recorded with a started container: O(state=stopped) and O(state=absent) use the value it was "
         "started with unless the task gives one, as C(docker stop) does.",
     ], default=DEFAULT_STOP_TIMEOUT, digest=False, on_exec=EXEC_INHERIT),
+    Option("restart_policy", "str", [
+        "With O(state=started), what the container's supervisor does when the container exits, as "
+        "C(docker run --restart): V(no) leaves it exited; V(on-failure) starts it again after an exit other "
+        "than 0, at most O(restart_retries) times in a row; V(always) and V(unless-stopped) start it again "
+        "after every exit.",
+        "A container stopped by a task (O(state=stopped), O(state=absent), a recreate) is never restarted. "
+        "After a reboot of a host that runs systemd, V(always) containers start again, and V(unless-stopped) "
+        "ones unless a task had stopped them.",
+        "The delay before a restart doubles from 100 ms up to one minute, and starts again from 100 ms once "
+        "the container had run 10 seconds. A change recreates a running container.",
+    ], default="no", choices=restarts.POLICIES, digest_omits_default=True),
+    Option("restart_retries", "int", [
+        "With O(restart_policy=on-failure), how many restarts in a row are made before the container is "
+        "left exited (C(docker run --restart on-failure:N)); V(0) for no limit.",
+    ], default=0, digest_omits_default=True),
     Option("log_max_size", "raw", [
         "With O(state=started), the size at which C(container.log) is rotated, as the C(max-size) of Docker's "
         "json-file log driver: V(5m), V(512k), V(1g) (1024-based) or bytes. At least V(1k); the log is always "

@@ -81,11 +81,12 @@ class ContainerRecord:
     ``config`` is every setting of the option table as the container was
     started with it; ``config_digest`` covers those that define it.
     ``cgroup`` is the cgroup it runs in, ``cgroup_owned`` whether that one
-    was made for it alone (and goes with it).
+    was made for it alone (and goes with it). ``launch_settings`` are the
+    settings as the task gave them, what a restart starts it again from.
     """
 
     FIELDS = ("format", "name", "pid", "start_time", "config_digest", "config", "namespaces", "log_path",
-              "created", "cgroup", "cgroup_owned")
+              "created", "cgroup", "cgroup_owned", "launch_settings")
 
     def __init__(self, **fields):
         for field in self.FIELDS:
@@ -295,6 +296,16 @@ class StateDir:
                 os.close(fd)
             raise
         return tuple(opened)
+
+    def open_stdin(self, dir_fd):
+        """The stdin fifo of a container started before (a restart), read-write, made again if it went."""
+        try:
+            return self._open_file(dir_fd, FIFO_NAME, os.O_RDWR, "fifo")
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise ContainerError("cannot open %s: %s" % (self.fifo_path, exc))
+        os.mkfifo(FIFO_NAME, 0o600, dir_fd=dir_fd)
+        return self._open_file(dir_fd, FIFO_NAME, os.O_RDWR, "fifo")
 
     def remove(self):
         """Remove the directory and everything in it, following no symlink; a symlink itself is refused."""

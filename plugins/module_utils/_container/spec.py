@@ -13,6 +13,7 @@ container records and what its config digest is computed from.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import stat
 
@@ -26,7 +27,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._capabilities 
 from ansible_collections.handmade.containers.plugins.module_utils import _devices
 from ansible_collections.handmade.containers.plugins.module_utils._container import beneath, mounts, options, seccomp
 from ansible_collections.handmade.containers.plugins.module_utils._container import init_program
-from ansible_collections.handmade.containers.plugins.module_utils._container import logs
+from ansible_collections.handmade.containers.plugins.module_utils._container import logs, restarts
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.layout import (
     PROJECT_PARENT,
@@ -397,6 +398,9 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
     when that differs from the rootfs on disk: for ``exec`` it is the
     running container's ``/proc/<pid>/root``, volumes included.
     """
+    # What the container is started again from (a restart, the boot unit):
+    # the settings as given, before they are resolved into the spec.
+    launch_settings = json.loads(json.dumps(settings))
     settings = dict(settings)
     name = settings.get("name")
     if name is not None:
@@ -468,11 +472,19 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
     capability_bits = capability_mask(settings["capabilities"])
     seccomp_program = seccomp.prepare(settings["seccomp"], capability_bits)
 
-    return ContainerSpec(settings, executable=executable, env=full_env, uid=uid, gid=gid,
+    try:
+        settings["restart_policy"], settings["restart_retries"] = restarts.check(
+            settings.get("restart_policy") or "no", settings.get("restart_retries") or 0)
+    except ValueError as exc:
+        raise ContainerError(str(exc))
+
+    spec = ContainerSpec(settings, executable=executable, env=full_env, uid=uid, gid=gid,
                          groups=supplementary_groups(view, uid, gid), volumes=volumes,
                          device_rules=_devices.allowed_rules(extra_rules), device_nodes=device_nodes,
                          seccomp_program=seccomp_program, create_mount_points=create_mount_points,
                          init_program=init_bytes)
+    spec.launch_settings = launch_settings
+    return spec
 
 
 def _init_program():
