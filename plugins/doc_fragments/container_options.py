@@ -188,14 +188,37 @@ options:
       - 'Recorded with a started container: O(state=stopped) and O(state=absent) use the value it was started with
         unless the task gives one, as C(docker stop) does.'
     type: float
+  restart_policy:
+    description:
+      - 'With O(state=started), what the container''s supervisor does when the container exits, as C(docker run
+        --restart): V(no) leaves it exited; V(on-failure) starts it again after an exit other than 0, at most O(restart_retries)
+        times in a row; V(always) and V(unless-stopped) start it again after every exit.'
+      - A container stopped by a task (O(state=stopped), O(state=absent), a recreate) is never restarted. After
+        a reboot of a host that runs systemd, V(always) containers start again, and V(unless-stopped) ones unless
+        a task had stopped them.
+      - The delay before a restart doubles from 100 ms up to one minute, and starts again from 100 ms once the container
+        had run 10 seconds. A change recreates a running container.
+    type: str
+    choices:
+      - 'no'
+      - on-failure
+      - always
+      - unless-stopped
+    default: 'no'
+  restart_retries:
+    description:
+      - With O(restart_policy=on-failure), how many restarts in a row are made before the container is left exited
+        (C(docker run --restart on-failure:N)); V(0) for no limit.
+    type: int
+    default: 0
   log_max_size:
     description:
       - 'With O(state=started), the size at which C(container.log) is rotated, as the C(max-size) of Docker''s json-file
         log driver: V(5m), V(512k), V(1g) (1024-based) or bytes. At least V(1k); the log is always rotated, since
         it lives in C(/run) (memory on most hosts).'
       - When the next output would not fit, the file is cut at the end of a line and renamed C(container.log.1)
-        (C(.1) becomes C(.2), and so on) and a new C(container.log) is started. The log relay, one process per container,
-        writes it (see the ns_exec documentation).
+        (C(.1) becomes C(.2), and so on) and a new C(container.log) is started. The container's supervisor, one
+        process per container, writes it (see the ns_exec documentation).
       - With the default O(log_max_files), at most 20 MiB of log are kept. A change recreates a running container,
         as Docker does for its log options.
     type: raw

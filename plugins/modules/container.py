@@ -141,7 +141,7 @@ attributes:
     details: Linux with namespaces and cgroups (v1, hybrid or v2); runs as root.
 notes:
   - Limits the task leaves out are left as the cgroup holds them; a container's own cgroup starts with none.
-  - The container's stdout and stderr go to RV(log_path), written by its log relay (see M(handmade.containers.ns_exec)).
+  - The container's stdout and stderr go to RV(log_path), written by its supervisor (see M(handmade.containers.ns_exec)).
   - To run a command inside it, use M(handmade.containers.ns_exec) with O(handmade.containers.ns_exec#module:state=exec).
 seealso:
   - module: handmade.containers.rootfs_fetch

@@ -164,8 +164,8 @@ containers:
                "oom_kill": 0}
     oom_killed:
       description:
-        - Whether the OOM killer ended a process of the container, as C(docker inspect) shows C(OOMKilled):
-          after an exit, whether it struck during that run (the supervisor compares the cgroup's C(oom_kill)
+        - Whether the OOM killer ended a process of the container, as C(docker inspect) shows C(OOMKilled).
+          After an exit, whether it struck during that run (the supervisor compares the cgroup's C(oom_kill)
           counter before and after); while it runs, whether its own cgroup's counter is above zero.
         - Null when the container shares its cgroup with others (the counter is theirs too) or the cgroup is gone.
       type: bool

@@ -299,6 +299,12 @@ recreated:
   description: True when a running container with other settings was (in check mode, would be) replaced.
   returned: state is started and changed
   type: bool
+repaired:
+  description:
+    - True when the container ran with its settings but without its supervisor (killed), and a new supervisor
+      now adopts it (in check mode, would); the container itself was not touched.
+  returned: state is started and the container was running with the same settings
+  type: bool
 changed_settings:
   description: The settings that define the container whose change recreates (or would recreate) it.
   returned: state is started and changed

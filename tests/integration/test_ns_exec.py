@@ -32,8 +32,12 @@ from ansible_collections.handmade.containers.plugins.module_utils._capabilities 
     DEFAULT_CAPABILITIES,
     capability_mask,
 )
-from ansible_collections.handmade.containers.plugins.module_utils._container import options
-from ansible_collections.handmade.containers.plugins.module_utils._container.record import STATE_ROOT, process_start_time
+from ansible_collections.handmade.containers.plugins.module_utils._container import options, supervise
+from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
+    STATE_ROOT,
+    StateDir,
+    process_start_time,
+)
 
 HOST_NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "uts")
 
@@ -336,13 +340,14 @@ def test_detached_container_keeps_no_descriptor_of_ours(run_module, rootfs, cont
     fds = sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
     assert fds == [0, 1, 2]
     assert os.readlink("/proc/%d/fd/0" % pid) == os.path.join(STATE_ROOT, container, "stdin")
-    # stdout and stderr: the pipe to its log relay (test_logs.py checks the relay).
+    # stdout and stderr: the pipe to its supervisor (test_logs.py checks the supervisor).
     assert os.readlink("/proc/%d/fd/1" % pid).startswith("pipe:")
-    # No process of ours stays beside it: its parent is init or a subreaper.
+    # No process of the module stays beside it: its parent is its supervisor.
     with open("/proc/%d/stat" % pid) as handle:
         parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+    assert [supervisor for supervisor, _start in supervise.find_supervisors(StateDir(container))] == [parent]
     with open("/proc/%d/cmdline" % parent, "rb") as handle:
-        assert b"ns_exec" not in handle.read()
+        assert handle.read().split(b"\0")[5] == supervise.program.MARK.encode()
 
 
 def test_started_through_ansible_returns_promptly(ansible_module, rootfs, container):
@@ -394,8 +399,8 @@ def test_stopped_and_absent_leave_no_process_in_the_cgroup(run_module, rootfs, c
     result = _started(run_module, container, rootfs, cgroup=memory_cgroup,
                       command=["/bin/sh", "-c", "sleep 1000 & sleep 1000 & wait"])
     cgroup = cgroups.open_existing(memory_cgroup)
-    # sh, two sleeps and the container's log relay
-    assert result["pid"] in cgroup.pids() and len(cgroup.pids()) == 4
+    # sh and two sleeps (the supervisor runs outside the container's cgroup)
+    assert result["pid"] in cgroup.pids() and len(cgroup.pids()) == 3
     stopped = run_module("ns_exec", {"name": container, "state": "stopped", "stop_timeout": 0.5})
     assert stopped["changed"] and stopped["state"] == "stopped", stopped
     assert cgroup.pids() == set()
@@ -450,21 +455,27 @@ def test_state_dir_removed_by_hand_converges(run_module, rootfs, container):
     assert process_start_time(first["pid"]) is None
 
 
-def test_module_killed_mid_start_converges(rootfs, container, run_module):
-    # Die right after the record is written, before the child may go on.
+def test_a_start_killed_mid_way_leaves_nothing_and_the_next_run_converges(rootfs, container, run_module):
+    # The process that launches (the supervisor-to-be) dies right after the
+    # record is written, before the child may go on.
     script = (
-        "import os, signal\n"
+        "import os, signal, sys\n"
         "from ansible_collections.handmade.containers.plugins.module_utils._container import lifecycle, record\n"
+        "from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError\n"
         "write = record.StateDir.write\n"
         "def write_then_die(self, record):\n"
         "    write(self, record)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "record.StateDir.write = write_then_die\n"
-        "lifecycle.ensure_state({'name': %r, 'state': 'started', 'rootfs': %r, 'command': ['/bin/sh']})\n"
+        "try:\n"
+        "    lifecycle.ensure_state({'name': %r, 'state': 'started', 'rootfs': %r, 'command': ['/bin/sh']})\n"
+        "except ContainerError as exc:\n"
+        "    sys.exit(str(exc))\n"
         % (container, rootfs))
     env = dict(os.environ, PYTHONPATH=os.environ.get("ANSIBLE_COLLECTIONS_PATH", ""))
-    killed = subprocess.run(["/usr/bin/python3", "-c", script], env=env, timeout=60, check=False)
-    assert killed.returncode == -signal.SIGKILL
+    killed = subprocess.run(["/usr/bin/python3", "-c", script], env=env, timeout=60, check=False,
+                            stderr=subprocess.PIPE)
+    assert killed.returncode == 1 and b"died before the container ran" in killed.stderr, killed.stderr
     fifo = os.path.join(STATE_ROOT, container, "stdin")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -473,6 +484,7 @@ def test_module_killed_mid_start_converges(rootfs, container, run_module):
             break
         time.sleep(0.05)
     assert holders == [], "the half-started child did not exit"
+    assert not os.path.exists(os.path.join(STATE_ROOT, container))
     result = _started(run_module, container, rootfs)
     assert result["changed"] and process_start_time(result["pid"]) is not None
 

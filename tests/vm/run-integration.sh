@@ -75,8 +75,10 @@ run_in_vm() {
         remote+=$(printf 'printf %%s %q >%q/bin/%q; chmod 755 %q/bin/%q; ' "$(launcher "${command#*:}")" \
             "$VM_TREE" "${command%%:*}" "$VM_TREE" "${command%%:*}")
     done
+    # HANDMADE_RESTART_DEADLINE: an emulated CPU starts an interpreter about 30 times slower (test_supervisor.py,
+    # run by hand: tests/vm/run-integration.sh NAME -- tests/integration/test_supervisor.py).
     # shellcheck disable=SC2016 # $PATH is the VM's
-    remote+=$(printf 'export PATH=%q/bin:$PATH PYTHONPATH=%q ANSIBLE_COLLECTIONS_PATH=%q HOST_PYTHON=/usr/bin/python3; ' \
+    remote+=$(printf 'export PATH=%q/bin:$PATH PYTHONPATH=%q ANSIBLE_COLLECTIONS_PATH=%q HOST_PYTHON=/usr/bin/python3 HANDMADE_RESTART_DEADLINE=30; ' \
         "$VM_TREE" "$VM_PYTHONPATH" "$VM_TREE")
     remote+="exec python3 -m pytest -p no:cacheprovider -o addopts= -rfEs $(printf '%q ' "${pytest_args[@]}")"
     payload | "$ROOT/tests/vm/vm.sh" ssh "$name" "$remote" >"$log" 2>&1 || status=$?

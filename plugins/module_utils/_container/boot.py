@@ -110,7 +110,9 @@ def _write(name, data, places):
     try:
         os.makedirs(places.boot_dir, 0o700, exist_ok=True)
         temporary = os.path.join(places.boot_dir, ".%s.%s.tmp" % (name, binascii.hexlify(os.urandom(4)).decode()))
-        with open(temporary, "w") as handle:
+        # 0600: the parameters hold the container's environment.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, sort_keys=True)
         os.rename(temporary, _record_path(name, places))
     except OSError as exc:

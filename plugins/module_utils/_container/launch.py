@@ -7,8 +7,8 @@
 launch protocol of sync.py with it: after the fork it moves the child into
 its cgroup and records it (``go``), runs the parent-side steps that need
 the child's new namespaces (``namespaces`` -> ``configured``), then waits
-for ``exec`` or ``error``. ``run_container`` and ``start_detached`` are
-``docker run --rm`` and ``docker run -d`` on top of it;
+for ``exec`` or ``error``. ``run_container`` is ``docker run --rm`` on top of it
+(``docker run -d`` is supervise.start's);
 ``exec_in_container`` is ``docker exec`` (init.exec_child).
 """
 
@@ -23,7 +23,6 @@ import time
 
 from ansible_collections.handmade.containers.plugins.module_utils import _syscalls as sys_
 from ansible_collections.handmade.containers.plugins.module_utils._container import init, mounts, output, sync
-from ansible_collections.handmade.containers.plugins.module_utils._container import logs
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 
 exit_code = init.exit_code
@@ -442,36 +441,6 @@ def run_container(spec, stdin_data=None, timeout=None, cgroup=None, cgroup_owned
     }
     result.update(capture.results())
     return result
-
-
-def start_detached(spec, stdin_fd, log_dir_fd, log_fd, cgroup=None, before_start=None):
-    """Start ``spec`` in the background (``docker run -d``); return Launched.
-
-    Its stdin is ``stdin_fd`` (the state dir's fifo); stdout and stderr are
-    a pipe to its log relay (logs.py), which writes ``log_fd`` in the
-    directory ``log_dir_fd`` and rotates it at ``log_max_size``. The relay
-    is started first, outside the container's namespaces and in its cgroup
-    (``cgroup``). The container holds no other descriptor of ours and has
-    its own session, so Ansible's pipes reach EOF and an SSH logout does not
-    touch it. Our process exits with the module; the kernel then hands PID
-    1's and the relay's parenthood to init (or the nearest subreaper).
-    """
-    relay_pid, output_w = logs.start_relay(log_dir_fd, log_fd, spec.settings["log_max_size"],
-                                           spec.settings["log_max_files"],
-                                           attach=cgroup.attach if cgroup is not None else None)
-    try:
-        return launch(spec, (stdin_fd, output_w, output_w), cgroup=cgroup,
-                      die_with_parent=False, before_start=before_start)
-    except BaseException:
-        # The pipe's last writer goes: the relay reads EOF and exits, and is
-        # reaped here so the state directory can go with nothing writing it.
-        os.close(output_w)
-        output_w = None
-        os.waitpid(relay_pid, 0)
-        raise
-    finally:
-        if output_w is not None:
-            os.close(output_w)
 
 
 def _open_namespaces(pid):

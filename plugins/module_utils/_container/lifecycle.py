@@ -194,8 +194,10 @@ def _converge(params, state, state_dir, check_mode, boot_entry):
     # container's, whichever session it moved to (and with fd 0 closed).
     mount_namespace = launch.namespace_ids(record.pid).get("mnt") if running else None
     leftovers = _leftovers(record, mount_namespace)
+    # A boot record is the container's too: absent removes it, even when nothing else is left
+    # (after a reboot, say, when /run is empty).
     changed = (running or bool(strays) or bool(leftovers) or bool(supervisors)
-               or (state == "absent" and state_dir.exists()))
+               or (state == "absent" and (state_dir.exists() or boot.read(state_dir.name) is not None)))
     if state == "absent" or record is None:
         after = {"state": "absent"}
     else:

@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: handmade.containers contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A detached container's log: a writer that rotates at a size, and the relay that feeds it.
+"""A detached container's log: a writer that rotates at a size.
 
 A detached container's stdout and stderr are one pipe. Its reader is the
-log relay, one process per container: it copies the pipe into
+container's supervisor (supervisor.py): it copies the pipe into
 ``container.log`` in the state directory and rotates it as Docker's
 json-file driver does with ``max-size`` and ``max-file``: when the next
 bytes would make the file longer than ``log_max_size``, it is renamed to
@@ -17,14 +17,8 @@ unless it is longer than a chunk, and none is ever lost.
 
 Every name is opened and renamed relative to the state directory's fd,
 never through a path, with ``O_NOFOLLOW``: a symlink planted in the state
-directory is refused, never written through.
-
-This file is also the relay's program. ``start_relay`` forks, and the child
-execs ``python3 -I -S`` with this file's own source (read from a pipe), so
-the relay needs nothing on disk once it runs (Ansible deletes the module's
-files after the task) and costs a bare interpreter, not a copy of the
-module's. Hence: nothing is imported here but the standard library, and
-what only the module needs is imported where it is used.
+directory is refused, never written through. Standard library only: the
+supervisor imports it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,26 +26,15 @@ __metaclass__ = type
 
 import errno
 import os
-import signal
 import stat
-import sys
 
 LOG_NAME = "container.log"
-# What the relay reads at once: the most it holds in memory, whatever the
-# container prints, and the pipe's default capacity.
+# What the supervisor reads at once: the most it holds in memory, whatever
+# the container prints, and the pipe's default capacity.
 CHUNK = 65536
 # Limits of the log_max_size and log_max_files options.
 MIN_SIZE = 1024
 MAX_FILES = 1000
-# The relay's argv[1]: how a relay is told from other processes (record.find_relays).
-RELAY_MARK = "handmade-containers-log-relay"
-# The relay's descriptors: 0 the container's pipe, 1 and 2 /dev/null, then these.
-SOURCE_FD = 3
-DIR_FD = 4
-LOG_FD = 5
-# Run by the exec'd interpreter: read this file's source from SOURCE_FD and run it as __main__.
-BOOTSTRAP = ("f = open(%d, 'rb'); source = f.read(); f.close(); "
-             "exec(compile(source, %r, 'exec'))" % (SOURCE_FD, RELAY_MARK))
 
 
 class StateFileError(Exception):
@@ -206,125 +189,6 @@ class RotatingWriter:
             self.fd = None
 
 
-# ---------------------------------------------------------------------------
-# The relay: the process that copies the container's pipe into the log.
-# ---------------------------------------------------------------------------
-
-def relay(source_fd, writer):
-    """Copy ``source_fd`` into ``writer`` until every writer of the pipe is gone."""
-    while True:
-        try:
-            chunk = os.read(source_fd, CHUNK)
-        except OSError as exc:
-            if exc.errno == errno.EINTR:
-                continue
-            break
-        if not chunk:
-            break  # EOF: every process of the container closed its stdout and stderr
-        writer.write(chunk)
-    writer.close()
-
-
-def _harden():
-    """Nothing of the relay is readable through /proc by a process without CAP_SYS_PTRACE; never OOM-killed."""
-    try:
-        import ctypes  # only here: the relay's one system call without an os function
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
-    except (ImportError, OSError, AttributeError):
-        pass
-    try:
-        # In the container's memory cgroup, the container's own processes are
-        # the ones to kill when it is over its limit, not its log.
-        with open("/proc/self/oom_score_adj", "w") as handle:
-            handle.write("-1000")
-    except OSError:
-        pass
-
-
-def relay_main(argv):
-    """The relay process: ``RELAY_MARK max_size max_files``, descriptors as start_relay sets them."""
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    _harden()
-    max_size, max_files = int(argv[1]), int(argv[2])
-    relay(0, RotatingWriter(DIR_FD, max_size, max_files, fd=LOG_FD))
-    os._exit(0)
-
-
-def _own_source():
-    """This file's source, from wherever the module's files are (a zip under AnsiballZ, or a checkout)."""
-    loader = globals().get("__loader__")
-    source = None
-    if loader is not None and hasattr(loader, "get_source"):
-        try:
-            source = loader.get_source(__name__)
-        except ImportError:
-            source = None
-    if source is None:
-        with open(__file__.replace(".pyc", ".py")) as handle:
-            source = handle.read()
-    return source.encode("utf-8")
-
-
-def start_relay(dir_fd, log_fd, max_size, max_files, attach=None):
-    """Start the relay for a detached container; return (relay pid, the pipe's write end).
-
-    The write end becomes the container's stdout and stderr; the caller
-    closes its copy once the container holds it. The relay gets its own
-    session, ignores SIGHUP and holds only the pipe's read end, the state
-    directory and the log (and /dev/null as stdout and stderr): nothing of
-    Ansible's. ``attach(pid)`` runs before the relay may exec (moving it
-    into the container's cgroup, so everything it allocates is counted
-    there). The relay exits when the container's last process closes the
-    pipe.
-    """
-    import fcntl  # the module's side only: the relay never runs this function
-    from ansible_collections.handmade.containers.plugins.module_utils._container.launch import kill_and_reap
-
-    source = _own_source()
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    source_r, source_w = os.pipe2(os.O_CLOEXEC)
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, RELAY_MARK, str(max_size), str(max_files)]
-    try:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setsid()
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an ignored signal stays ignored across exec
-                if os.read(go_r, 1) != b"g":
-                    os._exit(1)  # the parent gave up: exec nothing
-                wanted = (read_fd, devnull, devnull, source_r, dir_fd, log_fd)
-                # Copies above the targets first, so no dup2 overwrites a descriptor still to be placed.
-                high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in wanted]
-                for target, fd in enumerate(high):
-                    os.dup2(fd, target)
-                os.closerange(len(wanted), 65536)
-                os.execv(sys.executable, argv)
-            finally:
-                os._exit(127)
-    finally:
-        for fd in (read_fd, source_r, go_r, devnull):
-            os.close(fd)
-    try:
-        try:
-            if attach is not None:
-                attach(pid)
-            os.write(go_w, b"g")
-        finally:
-            os.close(go_w)
-        view = memoryview(source)
-        while len(view):
-            view = view[os.write(source_w, view):]
-    except BaseException:
-        os.close(write_fd)
-        kill_and_reap(pid)
-        raise
-    finally:
-        os.close(source_w)
-    return pid, write_fd
-
-
 def check_limits(max_size, max_files):
     """``log_max_size`` and ``log_max_files`` -> (bytes, count), or ValueError naming the option and the fix."""
     from ansible_collections.handmade.containers.plugins.module_utils._units import UnitError, parse_size
@@ -349,6 +213,3 @@ def check_limits(max_size, max_files):
                          % (max_files, MAX_FILES))
     return size, max_files
 
-
-if __name__ == "__main__":
-    relay_main(sys.argv[1:])

@@ -242,8 +242,8 @@ OPTIONS = (
         "json-file log driver: V(5m), V(512k), V(1g) (1024-based) or bytes. At least V(1k); the log is always "
         "rotated, since it lives in C(/run) (memory on most hosts).",
         "When the next output would not fit, the file is cut at the end of a line and renamed "
-        "C(container.log.1) (C(.1) becomes C(.2), and so on) and a new C(container.log) is started. The log "
-        "relay, one process per container, writes it (see the ns_exec documentation).",
+        "C(container.log.1) (C(.1) becomes C(.2), and so on) and a new C(container.log) is started. The "
+        "container's supervisor, one process per container, writes it (see the ns_exec documentation).",
         "With the default O(log_max_files), at most 20 MiB of log are kept. A change recreates a running "
         "container, as Docker does for its log options.",
     ], default="5m"),

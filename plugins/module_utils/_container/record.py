@@ -28,9 +28,7 @@ import time
 
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.logs import (
-    DIR_FD as RELAY_DIR_FD,
     LOG_NAME,
-    RELAY_MARK,
     StateFileError,
     open_in_dir,
     open_log,
@@ -455,46 +453,3 @@ def kill_strays(state_dir):
         if start_time is not None:
             stop_process_tree(pid, start_time, 0)
     return strays
-
-
-def find_relays(state_dir, proc="/proc"):
-    """Log relays (logs.py) writing this name's state directory, as (pid, start time).
-
-    A relay is told by its argv and found by the kernel, like a stray: the
-    directory it holds open (/proc/<pid>/fd/4) is this name's state
-    directory, with " (deleted)" once that is gone.
-    """
-    wanted = (state_dir.path, state_dir.path + " (deleted)")
-    mark = ("\0%s\0" % RELAY_MARK).encode()
-    found = []
-    for entry in os.listdir(proc):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("%s/%s/cmdline" % (proc, entry), "rb") as handle:
-                if mark not in handle.read():
-                    continue
-            if os.readlink("%s/%s/fd/%d" % (proc, entry, RELAY_DIR_FD)) not in wanted:
-                continue
-        except OSError:
-            continue
-        start_time = process_start_time(int(entry), proc)
-        if start_time is not None:
-            found.append((int(entry), start_time))
-    return found
-
-
-def stop_relays(state_dir, grace=2.0):
-    """Let this name's log relays finish, then kill what is left; returns their pids.
-
-    Once the container's processes are gone the pipe has no writer and a
-    relay exits by itself after writing what was left in it: that is given
-    ``grace`` seconds. A relay still running then (a writer that escaped
-    the container's process tree) gets SIGKILL.
-    """
-    relays = find_relays(state_dir)
-    for pid, start_time in relays:
-        if not _wait_gone(pid, start_time, grace):
-            _signal(pid, signal.SIGKILL)
-            _wait_gone(pid, start_time, 10.0)
-    return [pid for pid, _start_time in relays]

@@ -130,16 +130,6 @@ def test_a_fifo_where_the_log_belongs_is_refused_without_blocking(log_dir):
     assert "container.log is not a regular file" in str(caught.value)
 
 
-def test_the_relay_copies_a_pipe_until_every_writer_is_gone(log_dir):
-    path, fd = log_dir
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, b"one\ntwo\n")
-    os.close(write_fd)
-    logs.relay(read_fd, RotatingWriter(fd, 100, 2))
-    os.close(read_fd)
-    assert _files(path) == {"container.log": b"one\ntwo\n"}
-
-
 @pytest.mark.parametrize("size, files, expected", [
     ("5m", 4, (5 * 1024 * 1024, 4)),
     (2048, "3", (2048, 3)),
