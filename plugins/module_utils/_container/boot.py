@@ -187,11 +187,17 @@ def _start_all(places):
                 compose.ensure_container(params, state_root=data["state_root"])
             else:
                 lifecycle.ensure_state(params, state_root=data["state_root"])
-            print("started container %s" % data.get("name"))
+            _say(sys.stdout, "started container %s" % data.get("name"))
         except Exception as exc:  # one container that cannot start does not keep the others down
             failed += 1
-            print("container %s did not start: %s" % (data.get("name"), exc), file=sys.stderr)
+            _say(sys.stderr, "container %s did not start: %s" % (data.get("name"), exc))
     return 1 if failed else 0
+
+
+def _say(stream, line):
+    """A line for the journal (the unit's stdout and stderr)."""
+    stream.write(line + "\n")
+    stream.flush()
 
 
 def _stop_all(places):

@@ -212,4 +212,3 @@ def check_limits(max_size, max_files):
         raise ValueError("log_max_files %d is out of range: give 1 to %d (the current file included)"
                          % (max_files, MAX_FILES))
     return size, max_files
-

@@ -8,7 +8,6 @@ import os
 
 import pytest
 
-from ansible_collections.handmade.containers.plugins.module_utils._container import logs
 from ansible_collections.handmade.containers.plugins.module_utils._container.logs import (
     CHUNK,
     RotatingWriter,
