@@ -724,6 +724,10 @@ def test_a_second_container_can_neither_see_nor_write_the_firsts_cgroup(run_modu
     assert first not in result["stdout"]
     assert read_cgroup_limits(first_cgroup) == before
     # Its PID 1 alone (its supervisor runs outside it), nothing of the second container.
+    # (Found once it has exec'd its program: a moment after the task, seconds on a slow VM.)
+    deadline = time.monotonic() + 120
+    while not supervise.find_supervisors(record.StateDir(first)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     supervisors = set(pid for pid, _start_time in supervise.find_supervisors(record.StateDir(first)))
     assert len(supervisors) == 1, supervisors
     for directory in own_cgroup_directories(first_cgroup):

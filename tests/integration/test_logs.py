@@ -134,6 +134,11 @@ def test_sizes_as_given_and_a_line_never_lost_between_files(run_module, rootfs, 
 def test_the_supervisor_holds_nothing_of_ansible_nor_of_the_container(run_module, rootfs, container):
     result = _started(run_module, container, rootfs, command=["/bin/sleep", "600"])
     supervisor = _relay(container)
+    # Its interpreter has set up (its wake-up pipe made) once it wrote its status: seconds on a slow VM.
+    deadline = time.monotonic() + 120
+    while supervise.read_status(StateDir(container)).get("supervisor_pid") != supervisor:
+        assert time.monotonic() < deadline, "the supervisor never wrote its status"
+        time.sleep(0.05)
     directory = os.path.join(STATE_ROOT, container)
     targets = sorted(os.readlink("/proc/%d/fd/%s" % (supervisor, fd)) for fd in os.listdir("/proc/%d/fd" % supervisor))
     pipe = os.readlink("/proc/%d/fd/1" % result["pid"])

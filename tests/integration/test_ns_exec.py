@@ -345,6 +345,10 @@ def test_detached_container_keeps_no_descriptor_of_ours(run_module, rootfs, cont
     # No process of the module stays beside it: its parent is its supervisor.
     with open("/proc/%d/stat" % pid) as handle:
         parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+    # (The supervisor execs its program a moment after the task returns: seconds on a slow VM.)
+    deadline = time.monotonic() + 120
+    while not supervise.find_supervisors(StateDir(container)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [supervisor for supervisor, _start in supervise.find_supervisors(StateDir(container))] == [parent]
     with open("/proc/%d/cmdline" % parent, "rb") as handle:
         assert handle.read().split(b"\0")[5] == supervise.program.MARK.encode()
