@@ -29,7 +29,12 @@ from conftest import COLLECTIONS_PATH, HOST_PYTHON
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
 
-from ansible_collections.handmade.containers.plugins.module_utils._container import boot, runtime, supervise  # noqa: E402
+from ansible_collections.handmade.containers.plugins.module_utils._container import (  # noqa: E402
+    boot,
+    placement,
+    runtime,
+    supervise,
+)
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import (  # noqa: E402
     STATE_ROOT,
     StateDir,
@@ -271,7 +276,7 @@ def test_status_json_is_the_supervisors_alone(run_module, rootfs, name):
 
 
 def _power_off(name):
-    """What a reboot does to a container: every process gone, /run empty."""
+    """What a reboot does to a container: every process gone, /run empty, its cgroup gone."""
     for pid, _start_time in supervise.find_supervisors(StateDir(name)):
         os.kill(pid, signal.SIGKILL)
     current = record(name)
@@ -280,6 +285,7 @@ def _power_off(name):
         assert wait_for(lambda: not current.is_running())
     assert wait_for(lambda: gone(name))
     shutil.rmtree(os.path.join(STATE_ROOT, name))
+    placement.reopen(current.cgroup, True).remove()
 
 
 def test_a_boot_starts_always_and_unless_stopped_ones_and_leaves_the_rest(run_module, rootfs, request):

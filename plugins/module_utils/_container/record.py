@@ -348,8 +348,11 @@ def lock_state_root(root=STATE_ROOT):
     return fd
 
 
-def lock_container(name, root=STATE_ROOT):
+def lock_container(name, root=STATE_ROOT, blocking=True):
     """An exclusive lock over container ``name``; returns the fd to close.
+
+    With ``blocking=False``, None when another process holds it now (the
+    supervisor's restarts ask again rather than stop reading the log).
 
     Held while one run converges that container, so two runs never start
     the same name twice, while runs for other containers go on at once:
@@ -372,7 +375,11 @@ def lock_container(name, root=STATE_ROOT):
                 name, os.path.join(root, LOCKS_DIR), exc))
     finally:
         os.close(locks_fd)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
     return fd
 
 
@@ -407,7 +414,8 @@ def find_strays(state_dir, proc="/proc"):
     return found
 
 
-def _wait_gone(pid, start_time, timeout):
+def wait_process_gone(pid, start_time, timeout):
+    """Whether process ``pid`` (the one with ``start_time``) is gone within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         if process_start_time(pid) != start_time:
@@ -439,7 +447,7 @@ def stop_process_tree(pid, start_time, stop_timeout):
             os.killpg(pid, signum)
         except OSError:
             pass
-        if _wait_gone(pid, start_time, wait):
+        if wait_process_gone(pid, start_time, wait):
             return
     raise ContainerError("container process %d survived SIGKILL for 10 s: it is stuck in the kernel "
                          "(D state); check `cat /proc/%d/stack`" % (pid, pid))

@@ -81,12 +81,24 @@ def digest_of(sources):
     return hasher.hexdigest()[:24]
 
 
+# root -> the path install() found or made: this process's code does not change while it runs.
+_INSTALLED = {}
+
+
 def install(root=RUNTIME_ROOT):
     """The runtime directory of the code this process runs, made if missing; returns its path."""
+    if root in _INSTALLED and os.path.isdir(_INSTALLED[root]):
+        return _INSTALLED[root]
     sources = _sources()
     path = os.path.join(root, digest_of(sources))
-    if os.path.isdir(os.path.join(path, "ansible_collections")):
-        return path
+    if not os.path.isdir(os.path.join(path, "ansible_collections")):
+        _write(root, path, sources)
+    _INSTALLED[root] = path
+    return path
+
+
+def _write(root, path, sources):
+    """Make ``path`` whole under a temporary name, then rename it into place."""
     try:
         os.makedirs(root, 0o700, exist_ok=True)
         temporary = os.path.join(root, ".%s.tmp" % binascii.hexlify(os.urandom(6)).decode())
@@ -109,7 +121,6 @@ def install(root=RUNTIME_ROOT):
     except OSError as exc:
         shutil.rmtree(temporary, ignore_errors=True)
         raise ContainerError("cannot write the runtime directory %s: %s (is /var/lib full?)" % (path, exc))
-    return path
 
 
 def command(path, module, function="main", python=None):

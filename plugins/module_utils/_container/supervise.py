@@ -33,7 +33,7 @@ import time
 from ansible_collections.handmade.containers.plugins.module_utils import _syscalls as sys_
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import open_cgroup
-from ansible_collections.handmade.containers.plugins.module_utils._container import launch, runtime
+from ansible_collections.handmade.containers.plugins.module_utils._container import launch, options, runtime
 from ansible_collections.handmade.containers.plugins.module_utils._container import placement as placement_
 from ansible_collections.handmade.containers.plugins.module_utils._container import supervisor as program
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
@@ -44,6 +44,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.rec
     config_digest,
     kill_strays,
     process_start_time,
+    wait_process_gone,
 )
 
 # One cgroup for every supervisor, beside the containers' (a container
@@ -95,13 +96,21 @@ def _supervisors_cgroup():
     return cgroup
 
 
-def _config(spec, state_dir, placement, runtime_dir):
-    settings = spec.settings
+# What a record written before a setting existed ran with (log_max_size as the bytes of "5m").
+RECORDED_DEFAULTS = {"stop_timeout": options.DEFAULT_STOP_TIMEOUT, "log_max_size": 5 * 1024 * 1024,
+                     "log_max_files": 4, "restart_policy": "no", "restart_retries": 0}
+
+
+def _config(name, state_root, settings, placement, runtime_dir):
+    """What the supervisor program is given (supervisor.Supervisor), from a container's resolved settings."""
+    def setting(key):
+        value = settings.get(key)
+        return RECORDED_DEFAULTS[key] if value is None else value
     return {
-        "name": spec.name, "state_root": state_dir.root, "stop_timeout": settings["stop_timeout"],
-        "log_max_size": settings["log_max_size"], "log_max_files": settings["log_max_files"],
-        "restart_policy": settings["restart_policy"], "restart_retries": settings["restart_retries"],
-        "oom_files": placement.cgroup.counter_files("oom_kill"),
+        "name": name, "state_root": state_root, "stop_timeout": setting("stop_timeout"),
+        "log_max_size": setting("log_max_size"), "log_max_files": setting("log_max_files"),
+        "restart_policy": setting("restart_policy"), "restart_retries": setting("restart_retries"),
+        "oom_files": placement.cgroup.counter_files("oom_kill") if placement is not None else [],
         "relaunch_argv": runtime.command(runtime_dir, "_container.relaunch"), "runtime_dir": runtime_dir,
     }
 
@@ -118,7 +127,7 @@ def start(spec, state_dir):
     placement = None
     try:
         placement = placement_.prepare(spec)
-        config = _config(spec, state_dir, placement, runtime_dir)
+        config = _config(spec.name, state_dir.root, spec.settings, placement, runtime_dir)
 
         def launch_and_report(report):
             config["oom_before"] = oom_kills(config["oom_files"])
@@ -254,21 +263,12 @@ def hand_off(supervisors):
 def wait_gone(supervisors, grace=SUPERVISOR_GRACE):
     """Let each supervisor finish (its container is gone), then SIGKILL what is left."""
     for pid, start_time in supervisors:
-        if not _wait_gone(pid, start_time, grace):
+        if not wait_process_gone(pid, start_time, grace):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-            _wait_gone(pid, start_time, 10.0)
-
-
-def _wait_gone(pid, start_time, timeout):
-    deadline = time.monotonic() + timeout
-    while process_start_time(pid) == start_time:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
-    return True
+            wait_process_gone(pid, start_time, 10.0)
 
 
 def read_status(state_dir):
@@ -289,16 +289,9 @@ def repair(record, state_dir):
     settings = record.config or {}
     previous = read_status(state_dir)
     placement = placement_.reopen(record.cgroup or settings.get("cgroup"), bool(record.cgroup_owned))
-    config = {
-        "name": state_dir.name, "state_root": state_dir.root,
-        "stop_timeout": settings.get("stop_timeout", 10.0),
-        "log_max_size": settings.get("log_max_size", 5 * 1024 * 1024), "log_max_files": settings.get("log_max_files", 4),
-        "restart_policy": settings.get("restart_policy", "no"), "restart_retries": settings.get("restart_retries", 0),
-        "oom_files": placement.cgroup.counter_files("oom_kill") if placement is not None else [],
-        "relaunch_argv": runtime.command(runtime_dir, "_container.relaunch"), "runtime_dir": runtime_dir,
-        "pid": record.pid, "start_time": record.start_time, "adopted": True,
-        "restart_count": previous.get("restart_count", 0), "started_at": previous.get("started_at"),
-    }
+    config = _config(state_dir.name, state_dir.root, settings, placement, runtime_dir)
+    config.update(pid=record.pid, start_time=record.start_time, adopted=True,
+                  restart_count=previous.get("restart_count", 0), started_at=previous.get("started_at"))
     dir_fd = state_dir.open()
     if dir_fd is None:
         return None

@@ -29,7 +29,8 @@ SIGKILL after stop_timeout; it is not recorded as stopped by hand, so
 
 It runs as ``python3 -I -S`` from the runtime directory (runtime.py) and
 imports only the standard library and the small modules beside it that do
-the same, so it costs a bare interpreter.
+the same (restarts, logs, record), so it costs little more than a bare
+interpreter.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -44,7 +45,12 @@ import signal
 import time
 
 from ansible_collections.handmade.containers.plugins.module_utils._container import restarts
+from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.logs import CHUNK, RotatingWriter
+from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
+    lock_container,
+    process_start_time,
+)
 
 # argv[1] of every supervisor: how one is told from other processes (find_supervisors).
 MARK = "handmade-containers-supervisor"
@@ -120,15 +126,6 @@ def _harden():
             handle.write("-1000")
     except OSError:
         pass
-
-
-def _start_time(pid):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as handle:
-            fields = handle.read().decode("utf-8", "replace").rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 class Supervisor:
@@ -257,7 +254,7 @@ class Supervisor:
             self.kill_at = time.monotonic() + float(self.config["stop_timeout"])
 
     def _signal(self, signum):
-        if self.pid is not None and _start_time(self.pid) == self.start_time:
+        if self.pid is not None and process_start_time(self.pid) == self.start_time:
             try:
                 os.kill(self.pid, signum)
             except OSError:
@@ -292,11 +289,11 @@ class Supervisor:
             self.pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):
             self.pidfd = None  # Python < 3.9 or a kernel < 5.3: polled instead
-        if _start_time(self.pid) != self.start_time:
+        if process_start_time(self.pid) != self.start_time:
             self._adopted_exited()
 
     def _check_adopted(self):
-        if self.adopted and self.pid is not None and self.pidfd is None and _start_time(self.pid) != self.start_time:
+        if self.adopted and self.pid is not None and self.pidfd is None and process_start_time(self.pid) != self.start_time:
             self._adopted_exited()
 
     def _adopted_exited(self):
@@ -376,25 +373,11 @@ class Supervisor:
         self.launcher = (pid, report_r, lock_fd, output_w)
 
     def _try_lock(self):
-        """The container's lock (record.lock_container's file), if nobody holds it now; else None."""
-        locks = os.path.join(self.config["state_root"], ".locks")
+        """The container's lock, if nobody holds it now; else None (asked again later)."""
         try:
-            locks_fd = os.open(locks, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            fd = os.open(self.config["name"], os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=locks_fd)
-        except OSError:
-            return None
-        finally:
-            os.close(locks_fd)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
-        return fd
+            return lock_container(self.config["name"], self.config["state_root"], blocking=False)
+        except ContainerError:
+            return None  # the state root is being removed: the next try tells
 
     def _launcher_done(self, status):
         pid, report_r, lock_fd, output_w = self.launcher
