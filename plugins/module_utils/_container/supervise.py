@@ -41,6 +41,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._container.log
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
     RECORD_FORMAT,
     ContainerRecord,
+    StateDir,
     config_digest,
     kill_strays,
     process_start_time,
@@ -184,15 +185,18 @@ def _spawn(config, supervisors, prepare):
     finally:
         os.close(report_r)
     try:
-        return json.loads(b"".join(chunks).decode("utf-8") or "{}")
+        report = json.loads(b"".join(chunks).decode("utf-8") or "{}")
     except ValueError:
         return {}
+    if "error" not in report and report.get("supervisor"):
+        _wait_until_found(report["supervisor"], StateDir(config["name"], config["state_root"]))
+    return report
 
 
 def _become_supervisor(config, supervisors, prepare, report_w):
     """The supervisor's process before its exec: never returns."""
     def report(message):
-        data = json.dumps(message).encode("utf-8")
+        data = json.dumps(dict(message, supervisor=os.getpid())).encode("utf-8")
         while data:
             data = data[os.write(report_w, data):]
 
@@ -230,24 +234,45 @@ def find_supervisors(state_dir, proc="/proc"):
     supervisor holds (fd 3) is this name's state directory, with
     " (deleted)" once that is gone.
     """
-    wanted = (state_dir.path, state_dir.path + " (deleted)")
-    mark = ("\0%s\0" % program.MARK).encode()
     found = []
     for entry in os.listdir(proc):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("%s/%s/cmdline" % (proc, entry), "rb") as handle:
-                if mark not in handle.read():
-                    continue
-            if os.readlink("%s/%s/fd/%d" % (proc, entry, program.DIR_FD)) not in wanted:
-                continue
-        except OSError:
-            continue
-        start_time = process_start_time(int(entry), proc)
-        if start_time is not None:
-            found.append((int(entry), start_time))
+        if entry.isdigit() and _supervises(int(entry), state_dir, proc):
+            start_time = process_start_time(int(entry), proc)
+            if start_time is not None:
+                found.append((int(entry), start_time))
     return found
+
+
+def _supervises(pid, state_dir, proc="/proc"):
+    """Whether process ``pid`` is a supervisor (its exec done) holding this name's state directory."""
+    mark = ("\0%s\0" % program.MARK).encode()
+    try:
+        with open("%s/%d/cmdline" % (proc, pid), "rb") as handle:
+            if mark not in handle.read():
+                return False
+        return os.readlink("%s/%d/fd/%d" % (proc, pid, program.DIR_FD)) in (state_dir.path,
+                                                                           state_dir.path + " (deleted)")
+    except OSError:
+        return False
+
+
+# How long a start waits for its supervisor's exec to show (the report pipe closes a moment before).
+EXEC_WAIT = 30.0
+
+
+def _wait_until_found(pid, state_dir):
+    """Return once ``find_supervisors`` finds supervisor ``pid`` (or it is gone).
+
+    The report pipe closes when the supervisor's process closes its other
+    descriptors, a moment before its execve gives it its argv: a converge
+    right after this start must find it, or it would "repair" a container
+    that has its supervisor.
+    """
+    deadline = time.monotonic() + EXEC_WAIT
+    while not _supervises(pid, state_dir) and process_start_time(pid) is not None:
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.001)
 
 
 def hand_off(supervisors):
