@@ -250,10 +250,10 @@ def _supervises(pid, state_dir, proc="/proc"):
         with open("%s/%d/cmdline" % (proc, pid), "rb") as handle:
             if mark not in handle.read():
                 return False
-        return os.readlink("%s/%d/fd/%d" % (proc, pid, program.DIR_FD)) in (state_dir.path,
-                                                                           state_dir.path + " (deleted)")
+        held = os.readlink("%s/%d/fd/%d" % (proc, pid, program.DIR_FD))
     except OSError:
         return False
+    return held in (state_dir.path, state_dir.path + " (deleted)")
 
 
 # How long a start waits for its supervisor's exec to show (the report pipe closes a moment before).
