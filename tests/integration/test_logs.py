@@ -34,7 +34,7 @@ MIB = 1024 * 1024
 
 @pytest.fixture
 def container(run_module):
-    """A unique name; the container, its relay and its state are gone afterwards."""
+    """A unique name; the container, its supervisor and its state are gone afterwards."""
     name = "test-logs-%s" % uuid.uuid4().hex[:8]
     yield name
     result = run_module("ns_exec", {"name": name, "state": "absent", "stop_timeout": 0})
@@ -57,13 +57,13 @@ def _started(run_module, name, rootfs, **extra):
     return result
 
 
-def _relay(name, timeout=60):
+def _supervisor(name, timeout=60):
     deadline = time.monotonic() + timeout
     while True:
-        relays = find_supervisors(StateDir(name))
-        if relays or time.monotonic() > deadline:
-            assert len(relays) == 1, relays
-            return relays[0][0]
+        supervisors = find_supervisors(StateDir(name))
+        if supervisors or time.monotonic() > deadline:
+            assert len(supervisors) == 1, supervisors
+            return supervisors[0][0]
         time.sleep(0.02)
 
 
@@ -102,11 +102,11 @@ def test_100_mb_of_output_is_rotated_and_bounded_by_default(run_module, rootfs, 
     # 1 .. 13 million, one a line: about 106 MB, more than /run should ever hold for one log.
     last = 13000000
     result = _started(run_module, container, rootfs, command=["/usr/bin/seq", "1", str(last)])
-    relay = _relay(container)
-    # The container exits once it has printed everything; its relay follows
+    supervisor = _supervisor(container)
+    # The container exits once it has printed everything; its supervisor follows
     # as soon as the pipe has no writer left.
     _wait_gone(result["pid"], timeout=300)
-    _wait_gone(relay, timeout=60)
+    _wait_gone(supervisor, timeout=60)
     files = _log_files(container)
     sizes = [len(data) for _entry, data in files]
     assert [entry for entry, _data in files] == ["container.log.3", "container.log.2", "container.log.1",
@@ -123,9 +123,9 @@ def test_sizes_as_given_and_a_line_never_lost_between_files(run_module, rootfs, 
     last = 400000
     result = _started(run_module, container, rootfs, command=["/usr/bin/seq", "1", str(last)],
                       log_max_size="256k", log_max_files=3)
-    relay = _relay(container)
+    supervisor = _supervisor(container)
     _wait_gone(result["pid"])
-    _wait_gone(relay, timeout=60)
+    _wait_gone(supervisor, timeout=60)
     files = _log_files(container)
     assert len(files) == 3 and all(len(data) <= 256 * 1024 + 7 for _entry, data in files)
     _assert_consecutive_tail(files, last)
@@ -133,7 +133,7 @@ def test_sizes_as_given_and_a_line_never_lost_between_files(run_module, rootfs, 
 
 def test_the_supervisor_holds_nothing_of_ansible_nor_of_the_container(run_module, rootfs, container):
     result = _started(run_module, container, rootfs, command=["/bin/sleep", "600"])
-    supervisor = _relay(container)
+    supervisor = _supervisor(container)
     # Its interpreter has set up (its wake-up pipe made) once it wrote its status: seconds on a slow VM.
     deadline = time.monotonic() + 120
     while supervise.read_status(StateDir(container)).get("supervisor_pid") != supervisor:
@@ -182,24 +182,24 @@ def test_the_supervisor_holds_nothing_of_ansible_nor_of_the_container(run_module
     assert score == wanted
     # Started twice: no change, the same supervisor.
     again = _started(run_module, container, rootfs, command=["/bin/sleep", "600"])
-    assert not again["changed"] and _relay(container) == supervisor
+    assert not again["changed"] and _supervisor(container) == supervisor
 
 
 def test_no_supervisor_stays_after_stopped_or_absent(run_module, rootfs, container):
     _started(run_module, container, rootfs, command=["/bin/sh", "-c", "echo last words; exec sleep 600"])
-    relay = _relay(container)
-    start_time = process_start_time(relay)
+    supervisor = _supervisor(container)
+    start_time = process_start_time(supervisor)
     stopped = run_module("ns_exec", {"name": container, "state": "stopped", "stop_timeout": 0})
     assert stopped["changed"] and not stopped["failed"], stopped
-    assert process_start_time(relay) != start_time and find_supervisors(StateDir(container)) == []
+    assert process_start_time(supervisor) != start_time and find_supervisors(StateDir(container)) == []
     with open(os.path.join(STATE_ROOT, container, "container.log")) as handle:
         assert handle.read() == "last words\n"
     _started(run_module, container, rootfs, command=["/bin/sleep", "600"])
-    relay = _relay(container)
-    start_time = process_start_time(relay)
+    supervisor = _supervisor(container)
+    start_time = process_start_time(supervisor)
     absent = run_module("ns_exec", {"name": container, "state": "absent", "stop_timeout": 0})
     assert absent["changed"] and not absent["failed"], absent
-    assert process_start_time(relay) != start_time and find_supervisors(StateDir(container)) == []
+    assert process_start_time(supervisor) != start_time and find_supervisors(StateDir(container)) == []
 
 
 def test_the_supervisor_outlives_the_task_that_started_it(ansible_module, rootfs, container):
@@ -209,9 +209,9 @@ def test_the_supervisor_outlives_the_task_that_started_it(ansible_module, rootfs
                                         "command": ["/bin/sh", "-c", "sleep 2; seq 1 200000"],
                                         "log_max_size": "128k", "log_max_files": 2})
     assert not result["failed"], result
-    relay = _relay(container)
+    supervisor = _supervisor(container)
     _wait_gone(result["pid"])
-    _wait_gone(relay, timeout=60)
+    _wait_gone(supervisor, timeout=60)
     files = _log_files(container)
     assert [entry for entry, _data in files] == ["container.log.1", "container.log"]
     _assert_consecutive_tail(files, 200000)
