@@ -247,16 +247,17 @@ def rootfs(busybox_rootfs, request):
 
 @pytest.fixture(scope="session", autouse=True)
 def no_parent_of_own_cgroups_left():
-    """Remove the empty parent of the containers' own cgroups (handmade/containers) after the session.
+    """Remove the empty cgroups containers share (handmade/containers, handmade/_supervisors) after the session.
 
     ns_exec removes each container's own cgroup with it but keeps the parent
-    they share, as it keeps handmade itself; the tests take it away once no
-    container of theirs is left in it.
+    they share and the supervisors' cgroup, as it keeps handmade itself; the
+    tests take them away once no container or supervisor of theirs is left.
     """
     yield
     for hierarchy in sorted(os.listdir("/sys/fs/cgroup")):
-        candidates = [os.path.join("/sys/fs/cgroup", hierarchy, "handmade", "containers"),
-                      os.path.join("/sys/fs/cgroup", "handmade", "containers")]
+        candidates = [os.path.join(base, shared) for shared in ("containers", "_supervisors")
+                      for base in (os.path.join("/sys/fs/cgroup", hierarchy, "handmade"),
+                                   os.path.join("/sys/fs/cgroup", "handmade"))]
         for parent in candidates:
             try:
                 os.rmdir(parent)
