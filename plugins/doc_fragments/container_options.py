@@ -211,6 +211,55 @@ options:
         (C(docker run --restart on-failure:N)); V(0) for no limit.
     type: int
     default: 0
+  healthcheck:
+    description:
+      - 'With O(state=started), a check of the service inside, as C(docker run --health-cmd): the container''s supervisor
+        runs O(healthcheck.test) inside the container (as O(state=exec) does, with the container''s user, capabilities,
+        seccomp filter and cgroup) every O(healthcheck.interval). Exit 0 is healthy, any other exit or a check that
+        outlives O(healthcheck.timeout) a failure.'
+      - The health starts as V(starting); the first success makes it V(healthy), O(healthcheck.retries) failures
+        in a row V(unhealthy). M(handmade.containers.container_info) returns it with the last 5 results (each with
+        at most 4096 bytes of output). A container that is restarted starts as V(starting) again.
+      - Durations are seconds or Docker's spelling (V(30s), V(1m30s), V(500ms)). A change recreates a running container.
+    type: dict
+    suboptions:
+      test:
+        description:
+          - The check. A string is a command line run by C(/bin/sh -c) in the container (Docker's V(CMD-SHELL));
+            a list is a program and its arguments, looked up in the container's C(PATH), optionally after V(CMD)
+            (or V([CMD-SHELL, <command line>])).
+        type: raw
+        required: true
+      interval:
+        description:
+          - Time from the end of one check to the start of the next, and before the first. At least V(1ms). Default
+            V(30s).
+        type: raw
+      timeout:
+        description:
+          - How long one check may run before it is killed and counted as a failure. At least V(1ms). Default V(30s).
+        type: raw
+      retries:
+        description:
+          - Failures in a row that make the container V(unhealthy). Default V(3).
+        type: int
+      start_period:
+        description:
+          - Time after the start during which failures do not count, until the first success. Default V(0s).
+        type: raw
+  wait_healthy:
+    description:
+      - 'With O(state=started), return only once the container''s health is V(healthy), as the C(state: healthy)
+        of community.docker.docker_container; needs O(healthcheck). The task fails, leaving the container running,
+        when it is not healthy after O(wait_healthy_timeout) seconds, or exits for good meanwhile; the message quotes
+        the last check''s output.'
+    type: bool
+    default: false
+  wait_healthy_timeout:
+    description:
+      - With O(wait_healthy=true), how many seconds to wait for V(healthy). Default V(300).
+    type: float
+    default: 300.0
   log_max_size:
     description:
       - 'With O(state=started), the size at which C(container.log) is rotated, as the C(max-size) of Docker''s json-file

@@ -216,6 +216,14 @@ recreated:
   description: True when a running container with other settings was (or in check mode would be) replaced.
   returned: state is started and changed
   type: bool
+health:
+  description:
+    - The container's health once it is V(healthy), as M(handmade.containers.container_info) returns it
+      (RV(handmade.containers.container_info#module:containers[].health) has the fields).
+  returned: state is started, with O(wait_healthy=true), not in check mode
+  type: dict
+  sample: {"status": "healthy", "failing_streak": 0, "log": [{"start": "2026-12-01T22:14:33.540Z",
+           "end": "2026-12-01T22:14:33.702Z", "exit_code": 0, "output": ""}]}
 changed_settings:
   description: The defining settings whose change recreates (or would recreate) the running container.
   returned: state is started and changed

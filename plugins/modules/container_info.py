@@ -133,6 +133,20 @@ containers:
       description: Its O(handmade.containers.ns_exec#module:restart_policy).
       type: str
       sample: "no"
+    health:
+      description:
+        - What its O(handmade.containers.ns_exec#module:healthcheck) found, as C(docker inspect) shows
+          C(State.Health); null for a container without a check.
+        - C(status) is V(starting) until the first success or O(handmade.containers.ns_exec#module:healthcheck.retries)
+          failures in a row, then V(healthy) or V(unhealthy); C(failing_streak) counts the failures in a row;
+          C(log) holds the last 5 checks, oldest first, each with C(start) and C(end) (ISO 8601 in UTC),
+          C(exit_code) (-1 when the check timed out or could not run) and C(output) (stdout then stderr, at most
+          4096 bytes).
+        - The status stays as it was last found after the container exits, and is V(starting) again after a
+          restart.
+      type: dict
+      sample: {"status": "healthy", "failing_streak": 0, "log": [{"start": "2026-12-01T22:14:33.540Z",
+               "end": "2026-12-01T22:14:33.702Z", "exit_code": 0, "output": ""}]}
     created_at:
       description: When it was last started by a module run, ISO 8601 in UTC.
       type: str

@@ -305,6 +305,14 @@ repaired:
       now adopts it (in check mode, would); the container itself was not touched.
   returned: state is started and the container was running with the same settings
   type: bool
+health:
+  description:
+    - The container's health once it is V(healthy), as M(handmade.containers.container_info) returns it
+      (RV(handmade.containers.container_info#module:containers[].health) has the fields).
+  returned: state is started, with O(wait_healthy=true), not in check mode
+  type: dict
+  sample: {"status": "healthy", "failing_streak": 0, "log": [{"start": "2026-12-01T22:14:33.540Z",
+           "end": "2026-12-01T22:14:33.702Z", "exit_code": 0, "output": ""}]}
 changed_settings:
   description: The settings that define the container whose change recreates (or would recreate) it.
   returned: state is started and changed

@@ -45,8 +45,9 @@ UNIT_DIR = "/etc/systemd/system"
 WANTS_DIR = os.path.join(UNIT_DIR, "multi-user.target.wants")
 # systemd is the running init exactly when this exists (sd_booted(3)).
 SYSTEMD_RUNNING = "/run/systemd/system"
-# What a boot record may take from the task: never a download at boot.
-NOT_AT_BOOT = ("fetch", "state")
+# What a boot record may not take from the task: never a download at boot, and
+# no wait for health that would hold the other containers back.
+NOT_AT_BOOT = ("fetch", "state", "wait_healthy", "wait_healthy_timeout")
 
 
 class Places:

@@ -76,10 +76,11 @@ def ensure_container(params, check_mode=False, state_root=STATE_ROOT):
     try:
         if state == "absent":
             return _absent(params, check_mode, state_root)
-        return _present(params, check_mode, state_root)
+        result = _present(params, check_mode, state_root)
     finally:
         if lock_fd is not None:
             os.close(lock_fd)
+    return lifecycle.await_health(params, result, state_root) if not check_mode else result
 
 
 class _Outcome:

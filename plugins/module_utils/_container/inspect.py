@@ -15,7 +15,6 @@ without following a symlink. The ``container_info`` module is one call of
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import datetime
 import errno
 import json
 import os
@@ -24,7 +23,7 @@ import time
 
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import open_cgroup
-from ansible_collections.handmade.containers.plugins.module_utils._container import launch, logs, options, supervise
+from ansible_collections.handmade.containers.plugins.module_utils._container import health, launch, logs, options, supervise
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
     STATE_ROOT,
@@ -124,9 +123,15 @@ def inspect_container(state_dir, logs_tail=None):
     if not running and status.get("finished_at") is not None:
         # The supervisor compared the cgroup's OOM kills before and after this run.
         facts["oom_killed"] = bool(status.get("oom_killed"))
+    facts["health"] = _health(status, config)
     if logs_tail is not None:
         facts["logs"] = tail_log(state_dir, logs_tail)
     return facts
+
+
+def _health(status, config):
+    """What the health check found; None for a container without a check."""
+    return health.shown(status.get("health")) if config.get("healthcheck") else None
 
 
 def _state(running, status, state_dir):
@@ -171,10 +176,7 @@ def started_at(start_time, proc="/proc"):
 
 
 def _iso(seconds):
-    if seconds is None:
-        return None
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return health.iso8601(seconds)
 
 
 def tail_log(state_dir, lines):

@@ -19,6 +19,7 @@ import os
 
 from ansible_collections.handmade.containers.plugins.module_utils._container import (
     boot,
+    health,
     launch,
     options,
     output,
@@ -143,9 +144,24 @@ def ensure_state(params, check_mode=False, state_root=STATE_ROOT, take_lock=True
         return _converge(params, state, state_dir, check_mode, boot_entry)
     lock_fd = lock_container(name, state_root)
     try:
-        return _converge(params, state, state_dir, check_mode, boot_entry)
+        result = _converge(params, state, state_dir, check_mode, boot_entry)
     finally:
         os.close(lock_fd)
+    return await_health(params, result, state_root)
+
+
+def await_health(params, result, state_root=STATE_ROOT):
+    """``result`` of a started container with its ``health``, once healthy, when the task asks to wait.
+
+    Waited for without the container's lock: a restart the supervisor makes
+    meanwhile takes it, and may be what makes the container healthy.
+    """
+    if params.get("state") != "started" or not params.get("wait_healthy") or result.get("pid") is None:
+        return result
+    timeout = spec_.wait_healthy_timeout(params.get("wait_healthy_timeout"))
+    result = dict(result)
+    result["health"] = health.shown(supervise.wait_healthy(StateDir(params["name"], state_root), timeout))
+    return result
 
 
 def _stop_timeout(params, record):
@@ -271,6 +287,10 @@ def _run(params, check_mode, state_root):
     if (params.get("restart_policy") or "no") != "no":
         raise ContainerError("restart_policy %s is for state=started: a container of state=run is removed when "
                              "its command exits (docker run --rm); leave restart_policy out" % params["restart_policy"])
+    for key in ("healthcheck", "wait_healthy"):
+        if params.get(key):
+            raise ContainerError("%s is for state=started: the supervisor of a detached container runs the checks, "
+                                 "and state=run returns when its command exits; leave %s out" % (key, key))
     spec = spec_.build_spec(options.settings(params), create_mount_points=not check_mode)
     output_settings = output.OutputSettings.from_params(params, label=spec.name or "run")
     facts = {"state": "run", "name": spec.name, "hostname": spec.hostname, "cgroup": spec.cgroup,
@@ -313,13 +333,8 @@ def _exec(params, state_dir, check_mode):
     if check_mode:
         # As for run: no rc, no output, nothing the command did not do.
         return dict(_container_facts(record, state_dir, "exec"), changed=True)
-    # The container's volumes are already mounted in its namespace and its
-    # devices made and allowed in its cgroup: exec neither mounts nor re-checks
-    # them (the record holds the devices as kernel rules, not as the option).
-    started_with = dict(record.config or {}, name=state_dir.name, mounts=[], devices=[])
     try:
-        spec = spec_.build_spec(options.settings(params, started_with=started_with),
-                                create_mount_points=False, lookup_root="/proc/%d/root" % record.pid)
+        spec = spec_.exec_spec(state_dir.name, record.config, params, record.pid)
     except OSError as exc:
         # Its root is read through /proc/<pid>/root: gone when PID 1 exits meanwhile.
         if record.is_running():

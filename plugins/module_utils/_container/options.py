@@ -237,6 +237,40 @@ OPTIONS = (
         "With O(restart_policy=on-failure), how many restarts in a row are made before the container is "
         "left exited (C(docker run --restart on-failure:N)); V(0) for no limit.",
     ], default=0, digest_omits_default=True),
+    Option("healthcheck", "dict", [
+        "With O(state=started), a check of the service inside, as C(docker run --health-cmd): the container's "
+        "supervisor runs O(healthcheck.test) inside the container (as O(state=exec) does, with the container's "
+        "user, capabilities, seccomp filter and cgroup) every O(healthcheck.interval). Exit 0 is healthy, any "
+        "other exit or a check that outlives O(healthcheck.timeout) a failure.",
+        "The health starts as V(starting); the first success makes it V(healthy), O(healthcheck.retries) "
+        "failures in a row V(unhealthy). M(handmade.containers.container_info) returns it with the last 5 "
+        "results (each with at most 4096 bytes of output). A container that is restarted starts as "
+        "V(starting) again.",
+        "Durations are seconds or Docker's spelling (V(30s), V(1m30s), V(500ms)). A change recreates a "
+        "running container.",
+    ], suboptions=(
+        SubOption("test", "raw", [
+            "The check. A string is a command line run by C(/bin/sh -c) in the container (Docker's "
+            "V(CMD-SHELL)); a list is a program and its arguments, looked up in the container's C(PATH), "
+            "optionally after V(CMD) (or V([CMD-SHELL, <command line>])).",
+        ], required=True),
+        SubOption("interval", "raw", ["Time from the end of one check to the start of the next, and before the "
+                                      "first. At least V(1ms). Default V(30s)."]),
+        SubOption("timeout", "raw", ["How long one check may run before it is killed and counted as a failure. "
+                                     "At least V(1ms). Default V(30s)."]),
+        SubOption("retries", "int", ["Failures in a row that make the container V(unhealthy). Default V(3)."]),
+        SubOption("start_period", "raw", [
+            "Time after the start during which failures do not count, until the first success. Default V(0s)."]),
+    ), digest_omits_default=True),
+    Option("wait_healthy", "bool", [
+        "With O(state=started), return only once the container's health is V(healthy), as the "
+        "C(state: healthy) of community.docker.docker_container; needs O(healthcheck). The task fails, leaving "
+        "the container running, when it is not healthy after O(wait_healthy_timeout) seconds, or exits for "
+        "good meanwhile; the message quotes the last check's output.",
+    ], default=False, digest=False),
+    Option("wait_healthy_timeout", "float", [
+        "With O(wait_healthy=true), how many seconds to wait for V(healthy). Default V(300).",
+    ], default=300.0, digest=False),
     Option("log_max_size", "raw", [
         "With O(state=started), the size at which C(container.log) is rotated, as the C(max-size) of Docker's "
         "json-file log driver: V(5m), V(512k), V(1g) (1024-based) or bytes. At least V(1k); the log is always "

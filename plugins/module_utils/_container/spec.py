@@ -27,7 +27,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._capabilities 
 from ansible_collections.handmade.containers.plugins.module_utils import _devices
 from ansible_collections.handmade.containers.plugins.module_utils._container import beneath, mounts, options, seccomp
 from ansible_collections.handmade.containers.plugins.module_utils._container import init_program
-from ansible_collections.handmade.containers.plugins.module_utils._container import logs, restarts
+from ansible_collections.handmade.containers.plugins.module_utils._container import health, logs, restarts
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.layout import (
     PROJECT_PARENT,
@@ -370,6 +370,31 @@ def _stop_timeout(value):
     return seconds
 
 
+def wait_healthy_timeout(value):
+    try:
+        seconds = float(300.0 if value is None else value)
+    except (TypeError, ValueError):
+        seconds = None
+    if seconds is None or not 0 <= seconds < float("inf"):
+        raise ContainerError("wait_healthy_timeout %r is not a number of seconds: give a finite number, 0 or "
+                             "more, for example 300" % (value,))
+    return seconds
+
+
+def exec_spec(name, config, params, pid):
+    """The spec of a command run in running container ``name`` (PID 1 ``pid``), started with ``config``.
+
+    The container's volumes are already mounted in its namespace and its
+    devices made and allowed in its cgroup: an exec neither mounts nor
+    re-checks them (the record holds the devices as kernel rules, not as
+    the option). Its command, workdir and user are looked up through
+    ``/proc/<pid>/root``, which raises OSError once PID 1 is gone.
+    """
+    started_with = dict(config or {}, name=name, mounts=[], devices=[])
+    return build_spec(options.settings(params, started_with=started_with), create_mount_points=False,
+                      lookup_root="/proc/%d/root" % pid)
+
+
 def check_cgroup_parent(cgroup, parent):
     """The checked ``cgroup_parent`` (None: the default); it excludes ``cgroup``."""
     if parent in (None, ""):
@@ -477,6 +502,16 @@ def build_spec(settings, create_mount_points=True, lookup_root=None):
             settings.get("restart_policy") or "no", settings.get("restart_retries") or 0)
     except ValueError as exc:
         raise ContainerError(str(exc))
+
+    try:
+        settings["healthcheck"] = health.check(settings.get("healthcheck"))
+    except ValueError as exc:
+        raise ContainerError(str(exc))
+    settings["wait_healthy"] = bool(settings.get("wait_healthy"))
+    settings["wait_healthy_timeout"] = wait_healthy_timeout(settings.get("wait_healthy_timeout"))
+    if settings["wait_healthy"] and settings["healthcheck"] is None:
+        raise ContainerError("wait_healthy needs a healthcheck: give healthcheck.test, the command that exits 0 "
+                             "once the container is healthy, or leave wait_healthy out")
 
     spec = ContainerSpec(settings, executable=executable, env=full_env, uid=uid, gid=gid,
                          groups=supplementary_groups(view, uid, gid), volumes=volumes,

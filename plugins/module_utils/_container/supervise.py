@@ -33,7 +33,7 @@ import time
 from ansible_collections.handmade.containers.plugins.module_utils import _syscalls as sys_
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import open_cgroup
-from ansible_collections.handmade.containers.plugins.module_utils._container import launch, options, runtime
+from ansible_collections.handmade.containers.plugins.module_utils._container import health, launch, options, runtime
 from ansible_collections.handmade.containers.plugins.module_utils._container import placement as placement_
 from ansible_collections.handmade.containers.plugins.module_utils._container import supervisor as program
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
@@ -99,7 +99,7 @@ def _supervisors_cgroup():
 
 # What a record written before a setting existed ran with (log_max_size as the bytes of "5m").
 RECORDED_DEFAULTS = {"stop_timeout": options.DEFAULT_STOP_TIMEOUT, "log_max_size": 5 * 1024 * 1024,
-                     "log_max_files": 4, "restart_policy": "no", "restart_retries": 0}
+                     "log_max_files": 4, "restart_policy": "no", "restart_retries": 0, "healthcheck": None}
 
 
 def _config(name, state_root, settings, placement, runtime_dir):
@@ -107,12 +107,15 @@ def _config(name, state_root, settings, placement, runtime_dir):
     def setting(key):
         value = settings.get(key)
         return RECORDED_DEFAULTS[key] if value is None else value
+    # A record's settings are resolved already; checked again, they come out the same.
+    healthcheck = health.check(setting("healthcheck"))
     return {
         "name": name, "state_root": state_root, "stop_timeout": setting("stop_timeout"),
         "log_max_size": setting("log_max_size"), "log_max_files": setting("log_max_files"),
         "restart_policy": setting("restart_policy"), "restart_retries": setting("restart_retries"),
         "oom_files": placement.cgroup.counter_files("oom_kill") if placement is not None else [],
         "relaunch_argv": runtime.command(runtime_dir, "_container.relaunch"), "runtime_dir": runtime_dir,
+        "healthcheck": healthcheck, "probe_argv": runtime.command(runtime_dir, "_container.probe"),
     }
 
 
@@ -307,6 +310,44 @@ def read_status(state_dir):
         os.close(dir_fd)
 
 
+# How often wait_healthy reads status.json.
+HEALTH_POLL = 0.05
+
+
+def wait_healthy(state_dir, timeout):
+    """Wait until the supervisor records the container ``healthy``; returns its health.
+
+    Raises ContainerError, the container left running, once ``timeout``
+    seconds pass first or the container exits for good (exited, no
+    restart to come): the message quotes the last check's output.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        status = read_status(state_dir)
+        found = status.get("health") or {}
+        if status.get("state") == "running" and found.get("status") == health.HEALTHY:
+            return found
+        if status.get("state") == "exited" or not state_dir.exists():
+            raise ContainerError("container %s exited (exit code %s) before it was healthy%s: see its log "
+                                 "(container_info with logs_tail)" % (state_dir.name, status.get("exit_code"),
+                                                                      _last_check(found)))
+        if time.monotonic() >= deadline:
+            raise ContainerError("container %s is not healthy after %g s (wait_healthy_timeout), it is %s%s; it is "
+                                 "left running: fix the service or the check, or wait longer"
+                                 % (state_dir.name, timeout, found.get("status") or "not checked yet",
+                                    _last_check(found)))
+        time.sleep(HEALTH_POLL)
+
+
+def _last_check(found):
+    log = found.get("log") or []
+    if not log:
+        return " (no check has finished yet)"
+    last = log[-1]
+    return " (%d failures in a row); the last check exited %s: %s" % (
+        found.get("failing_streak", 0), last.get("exit_code"), (last.get("output") or "").strip() or "(no output)")
+
+
 def repair(record, state_dir):
     """A new supervisor for running container ``record`` whose own is gone (killed); returns its pid or None."""
     runtime_dir = runtime.install()
@@ -316,7 +357,8 @@ def repair(record, state_dir):
     placement = placement_.reopen(record.cgroup or settings.get("cgroup"), bool(record.cgroup_owned))
     config = _config(state_dir.name, state_dir.root, settings, placement, runtime_dir)
     config.update(pid=record.pid, start_time=record.start_time, adopted=True,
-                  restart_count=previous.get("restart_count", 0), started_at=previous.get("started_at"))
+                  restart_count=previous.get("restart_count", 0), started_at=previous.get("started_at"),
+                  health=previous.get("health"))
     dir_fd = state_dir.open()
     if dir_fd is None:
         return None

@@ -17,6 +17,9 @@ and it holds nothing of Ansible's. It
   the container again through the launcher (relaunch.py, a process of
   its own with the whole launch code) under the container's lock, so a
   converge and a restart never meet;
+* runs the health check (health.py) every interval through the probe
+  (probe.py, a process of its own that joins the container as an exec
+  does) and records the health in ``status.json``;
 * exits once the container is over for good: exited and not restarted,
   and every writer of its output gone.
 
@@ -29,8 +32,10 @@ SIGKILL after stop_timeout; it is not recorded as stopped by hand, so
 
 It runs as ``python3 -I -S`` from the runtime directory (runtime.py) and
 imports only the standard library and the small modules beside it that do
-the same (restarts, logs, record), so it costs little more than a bare
-interpreter.
+the same (restarts, health, logs, record), so it costs little more than a
+bare interpreter. What it starts (a launcher, a probe) gets the OOM score
+of an ordinary process back: the supervisor's own -1000 must not pass to
+the container.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -44,7 +49,7 @@ import select
 import signal
 import time
 
-from ansible_collections.handmade.containers.plugins.module_utils._container import restarts
+from ansible_collections.handmade.containers.plugins.module_utils._container import health, restarts
 from ansible_collections.handmade.containers.plugins.module_utils._container.errors import ContainerError
 from ansible_collections.handmade.containers.plugins.module_utils._container.logs import CHUNK, RotatingWriter
 from ansible_collections.handmade.containers.plugins.module_utils._container.record import (
@@ -59,10 +64,12 @@ STATUS_FILE = "status.json"
 DIR_FD = 3
 LOG_FD = 4
 PIPE_FD = 5
-# How a restart launcher is given what it needs: its fds.
+# How a restart launcher is given what it needs: its fds (a probe gets the report pipe only).
 LAUNCHER_REPORT_FD = 3
 LAUNCHER_DIR_FD = 4
 LAUNCHER_OUTPUT_FD = 5
+# A probe kills its check at the check's timeout; one still there this much later is stuck and killed.
+PROBE_GRACE = 30.0
 # While a converge holds the container's lock, a restart asks again this often.
 LOCK_RETRY = 0.05
 # An adopted PID 1 (not our child) is looked at this often where pidfd_open is missing.
@@ -117,15 +124,46 @@ def _prctl(option, value):
         pass
 
 
+def _set_oom_score_adj(value):
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write(str(value))
+    except OSError:
+        pass
+
+
 def _harden():
     """Not readable through /proc without CAP_SYS_PTRACE; never the OOM killer's pick; a subreaper."""
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    try:
-        with open("/proc/self/oom_score_adj", "w") as handle:
-            handle.write("-1000")
-    except OSError:
-        pass
+    _set_oom_score_adj(-1000)
+
+
+def spawn_helper(argv, fds):
+    """Fork and exec ``argv`` with 0-2 /dev/null and ``fds`` as 3, 4, ...; returns its pid.
+
+    The helper is an ordinary process again: default signals, nothing
+    blocked, OOM score 0 (raising it needs no privilege), so neither a
+    restarted PID 1 nor a health check inherits the supervisor's immunity.
+    """
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            _set_oom_score_adj(0)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            wanted = (devnull, devnull, devnull) + tuple(fds)
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in wanted]
+            for target, fd in enumerate(high):
+                os.dup2(fd, target)
+            os.closerange(len(wanted), 65536)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    return pid
 
 
 class Supervisor:
@@ -134,9 +172,10 @@ class Supervisor:
     ``config``: name, state_root, stop_timeout, log_max_size, log_max_files,
     restart_policy, restart_retries, oom_files ([path, key] pairs whose sum
     is the cgroup's OOM kill count) and oom_before (that count before the
-    container ran), relaunch_argv, pid and start_time of
-    PID 1, adopted (PID 1 is not our child: a supervisor started again after
-    the first one was killed), restart_count and started_at to go on from.
+    container ran), relaunch_argv, healthcheck (health.check's settings, or
+    None) and probe_argv, pid and start_time of PID 1, adopted (PID 1 is
+    not our child: a supervisor started again after the first one was
+    killed), restart_count, started_at and health to go on from.
     """
 
     def __init__(self, config):
@@ -152,6 +191,9 @@ class Supervisor:
         self.restart_at = None
         self.kill_at = None
         self.launcher = None  # (pid, report fd, lock fd, output write end)
+        self.healthcheck = config.get("healthcheck")
+        self.check_at = None
+        self.probe = None  # (pid, report fd, started at (epoch), kill at (monotonic; None once killed))
         self.stopping = False
         self.stopped_by_hand = False
         self.status = {
@@ -160,7 +202,9 @@ class Supervisor:
             "oom_killed": False, "restart_count": config.get("restart_count", 0),
             "restart_policy": config["restart_policy"], "stopped_by_hand": False, "error": None,
             "supervisor_pid": os.getpid(),
+            "health": (config.get("health") or health.initial()) if self.healthcheck else None,
         }
+        self._schedule_check()
         # Counted before the container ran (by whoever launched it): an OOM
         # kill in its first moments is its own too.
         self.oom_before = config["oom_before"] if config.get("oom_before") is not None else self._oom_kills()
@@ -190,6 +234,8 @@ class Supervisor:
                     self._adopted_exited()
                 elif self.launcher is not None and fd == self.launcher[1]:
                     pass  # the launcher's report: read once it has exited
+                elif self.probe is not None and fd == self.probe[1]:
+                    pass  # the probe's report: read once it has exited
                 else:
                     self._copy(fd)
             self._reap()
@@ -200,11 +246,13 @@ class Supervisor:
 
     def _over(self):
         return (self.pid is None and self.restart_at is None and self.launcher is None
-                and not self.pipes)
+                and self.probe is None and not self.pipes)
 
     def _wait(self):
         now = time.monotonic()
-        deadlines = [moment for moment in (self.restart_at, self.kill_at) if moment is not None]
+        deadlines = [moment for moment in (self.restart_at, self.kill_at, self.check_at) if moment is not None]
+        if self.probe is not None and self.probe[3] is not None:
+            deadlines.append(self.probe[3])
         if self.adopted and self.pid is not None and self.pidfd is None:
             deadlines.append(now + ADOPTED_POLL)
         timeout = max(0.0, min(deadlines) - now) if deadlines else None
@@ -213,6 +261,8 @@ class Supervisor:
             watched.append(self.pidfd)
         if self.launcher is not None:
             watched.append(self.launcher[1])
+        if self.probe is not None:
+            watched.append(self.probe[1])
         try:
             return select.select(watched, [], [], timeout)[0]
         except InterruptedError:
@@ -245,10 +295,12 @@ class Supervisor:
         self.stopping = True
         self.stopped_by_hand = True
         self.restart_at = None
+        self._end_checks()
 
     def _stop(self, *_args):
         self.stopping = True
         self.restart_at = None
+        self._end_checks()
         if self.pid is not None and self.kill_at is None:
             self._signal(signal.SIGTERM)
             self.kill_at = time.monotonic() + float(self.config["stop_timeout"])
@@ -267,6 +319,10 @@ class Supervisor:
             self._signal(signal.SIGKILL)
         if self.restart_at is not None and now >= self.restart_at and self.launcher is None:
             self._restart()
+        if self.check_at is not None and now >= self.check_at and self.probe is None:
+            self._start_probe()
+        if self.probe is not None and self.probe[3] is not None and now >= self.probe[3]:
+            self._kill_probe()
 
     # -- exits ---------------------------------------------------------------
 
@@ -282,6 +338,8 @@ class Supervisor:
                 self._exited(exit_code_of(status))
             elif self.launcher is not None and pid == self.launcher[0]:
                 self._launcher_done(status)
+            elif self.probe is not None and pid == self.probe[0]:
+                self._probe_done()
             # Anything else is an orphan of the container handed to us as subreaper: reaped, no more.
 
     def _watch_adopted(self):
@@ -310,6 +368,7 @@ class Supervisor:
         self.pid = None
         self.adopted = False
         self.kill_at = None
+        self._end_checks()
         self.status.update(state="exited", pid=None, start_time=None, exit_code=exit_code,
                            finished_at=time.time(), oom_killed=self._oom_kills() > self.oom_before,
                            stopped_by_hand=self.stopped_by_hand)
@@ -352,23 +411,9 @@ class Supervisor:
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         output_r, output_w = os.pipe2(os.O_CLOEXEC)
         self.pipes.append(output_r)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                signal.set_wakeup_fd(-1)
-                for signum in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM):
-                    signal.signal(signum, signal.SIG_DFL)
-                devnull = os.open(os.devnull, os.O_RDWR)
-                wanted = (devnull, devnull, devnull, report_w, DIR_FD, output_w)
-                high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in wanted]
-                for target, fd in enumerate(high):
-                    os.dup2(fd, target)
-                os.closerange(len(wanted), 65536)
-                argv = list(self.config["relaunch_argv"]) + [json.dumps({
-                    "name": self.config["name"], "state_root": self.config["state_root"]})]
-                os.execv(argv[0], argv)
-            finally:
-                os._exit(127)
+        argv = list(self.config["relaunch_argv"]) + [json.dumps({
+            "name": self.config["name"], "state_root": self.config["state_root"]})]
+        pid = spawn_helper(argv, (report_w, DIR_FD, output_w))
         os.close(report_w)
         self.launcher = (pid, report_r, lock_fd, output_w)
 
@@ -395,6 +440,9 @@ class Supervisor:
             self.streak += 1
             self.status.update(state="running", pid=self.pid, start_time=self.start_time, started_at=time.time(),
                                restart_count=self.status["restart_count"] + 1, error=None)
+            if self.healthcheck:
+                self.status["health"] = health.initial()  # as Docker: a new start is "starting" again
+                self._schedule_check()
             self._save()
             self._reap()  # it may be gone already
             if self.stopping and self.pid is not None:
@@ -416,6 +464,65 @@ class Supervisor:
         else:
             self.status["state"] = "exited"
         self._save()
+
+    # -- health checks -------------------------------------------------------
+
+    def _schedule_check(self):
+        """The next check one interval from now, while PID 1 runs and nobody is stopping it."""
+        if self.healthcheck and self.pid is not None and not self.stopping:
+            self.check_at = time.monotonic() + self.healthcheck["interval"]
+
+    def _start_probe(self):
+        self.check_at = None
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        argv = list(self.config["probe_argv"]) + [json.dumps({
+            "name": self.config["name"], "state_root": self.config["state_root"], "pid": self.pid,
+            "start_time": self.start_time, "healthcheck": self.healthcheck})]
+        try:
+            pid = spawn_helper(argv, (report_w,))
+        except OSError as exc:
+            os.close(report_r)
+            self._checked(time.time(), {"exit_code": -1, "output": "the check could not start: %s" % exc})
+            return
+        finally:
+            os.close(report_w)
+        self.probe = (pid, report_r, time.time(), time.monotonic() + self.healthcheck["timeout"] + PROBE_GRACE)
+
+    def _kill_probe(self):
+        """A probe stuck past its check's timeout: killed, and its check a failure."""
+        try:
+            os.kill(self.probe[0], signal.SIGKILL)
+        except OSError:
+            pass
+        self.probe = self.probe[:3] + (None,)  # reaped, and recorded, as it exits
+
+    def _probe_done(self):
+        pid, report_r, started, _kill_at = self.probe
+        self.probe = None
+        try:
+            report = json.loads(os.read(report_r, 65536).decode("utf-8") or "{}")
+        except (OSError, ValueError):
+            report = {}
+        os.close(report_r)
+        if report.get("gone") or self.pid is None or self.stopping:
+            return  # the container it checked is over: no result of the running one
+        if "exit_code" not in report:
+            report = {"exit_code": -1, "output": health.timed_out_output(self.healthcheck["timeout"])}
+        self._checked(started, report)
+
+    def _checked(self, started, report):
+        result = {"start": started, "end": time.time(), "exit_code": report["exit_code"],
+                  "output": report.get("output") or ""}
+        self.status["health"] = health.record(self.status["health"], self.healthcheck, result,
+                                              self.status["started_at"])
+        self._save()
+        self._schedule_check()
+
+    def _end_checks(self):
+        """No more checks: the container is over or being stopped; a probe under way is killed."""
+        self.check_at = None
+        if self.probe is not None and self.probe[3] is not None:
+            self._kill_probe()
 
     def _save(self):
         try:
