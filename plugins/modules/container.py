@@ -216,6 +216,16 @@ recreated:
   description: True when a running container with other settings was (or in check mode would be) replaced.
   returned: state is started and changed
   type: bool
+info:
+  description:
+    - The container as M(handmade.containers.container_info) describes it after the task (in check mode, as it
+      is now), with RV(handmade.containers.container_info#module:containers[].state), C(exit_code),
+      C(restart_count), C(health), C(stats) and the rest, so that one task tells what the container is.
+    - Null when it has no record (absent, or never started).
+  returned: always
+  type: dict
+  sample: {"name": "web", "state": "running", "pid": 4242, "exit_code": null, "restart_count": 0,
+           "restart_policy": "always", "health": {"status": "healthy", "failing_streak": 0, "log": []}}
 health:
   description:
     - The container's health once it is V(healthy), as M(handmade.containers.container_info) returns it

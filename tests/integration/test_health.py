@@ -233,8 +233,15 @@ def test_the_same_check_spelled_otherwise_is_the_same_container_and_another_recr
     first = start(run_module, name, rootfs, {"test": "true", "interval": "1m30s", "timeout": "30s"})
     same = start(run_module, name, rootfs, {"test": ["CMD-SHELL", "true"], "interval": 90, "retries": 3})
     assert not same["changed"] and same["pid"] == first["pid"], same
-    other = start(run_module, name, rootfs, {"test": "false", "interval": 90})
+    other = start(run_module, name, rootfs, {"test": "exit 0", "interval": "100ms"}, wait_healthy=True)
     assert other["changed"] and other["recreated"] and "healthcheck" in other["changed_settings"], other
+    # Waited for on the new run's checks, not mistaken for the old run's exit.
+    assert other["health"]["status"] == "healthy", other
+    for _round in range(3):
+        stopped = run_module("ns_exec", {"name": name, "state": "stopped", "stop_timeout": 0})
+        assert stopped["changed"], stopped
+        again = start(run_module, name, rootfs, {"test": "exit 0", "interval": "100ms"}, wait_healthy=True)
+        assert again["changed"] and again["health"]["status"] == "healthy", again
 
 
 @pytest.mark.parametrize("extra, fragment", [
@@ -262,13 +269,17 @@ def test_a_check_is_refused_for_run(run_module, rootfs):
     assert result["failed"] and "healthcheck is for state=started" in result["msg"], result
 
 
-def test_the_container_module_waits_for_health_too(run_module, rootfs, name):
+def test_the_container_module_through_ansible_waits_for_health_too(ansible_module, rootfs, name):
+    """Through Ansible: the probe runs from the runtime that AnsiballZ's payload installs."""
     params = {"name": name, "rootfs": rootfs, "state": "started", "command": ["/bin/sleep", "1000"],
-              "healthcheck": {"test": ["CMD", "true"], "interval": "100ms"}, "wait_healthy": True}
-    result = run_module("container", params)
+              "healthcheck": {"test": ["CMD", "true"], "interval": "100ms"}, "wait_healthy": True,
+              "wait_healthy_timeout": 60}
+    result = ansible_module("container", params)
     assert not result["failed"] and result["changed"], result
     assert result["health"]["status"] == "healthy" and result["health"]["log"][-1]["end"].endswith("Z"), result
-    again = run_module("container", params)
+    assert result["info"]["health"]["status"] == "healthy" and result["info"]["state"] == "running", result
+    again = ansible_module("container", params)
     assert not again["failed"] and not again["changed"] and again["health"]["status"] == "healthy", again
-    checked = run_module("container", params, check_mode=True)
+    checked = ansible_module("container", params, check_mode=True)
     assert not checked["failed"] and not checked["changed"] and "health" not in checked, checked
+    assert checked["info"]["pid"] == result["pid"], checked

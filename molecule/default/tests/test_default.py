@@ -90,7 +90,9 @@ def host_namespace(host, kind):
 def test_pid1_runs_the_command_in_the_rootfs(host, containers):
     for container in containers:
         pid = container.pid1()
-        assert host.file("/proc/%d/cmdline" % pid).content_string.split("\0")[0] == "/bin/sh"
+        # With init, PID 1 is the built-in init and the command its child.
+        wanted = "handmade-init" if container.spec.get("init") else "/bin/sh"
+        assert host.file("/proc/%d/cmdline" % pid).content_string.split("\0")[0] == wanted
         # Its root is the rootfs: the host sees it through /proc/<pid>/root.
         assert host.file("/proc/%d/root/etc/alpine-release" % pid).exists
         assert not host.file("/proc/%d/root%s" % (pid, container.rootfs)).exists
@@ -183,3 +185,16 @@ def test_cpu_limit_throttles_a_busy_loop(host, containers):
     assert int(container.flat_keyed("cpu", "cpu.stat")["nr_throttled"]) > throttled_before
     # The quota caps the share: what the loops got over their wall time stays under it.
     assert used / result["elapsed"] <= cpus * 1.15, (used, result["elapsed"])
+
+
+def test_the_supervisor_checks_health_and_restarts_what_asks_for_it(host, containers):
+    """container_info tells what the supervisor found: the health check passes, the policy is kept."""
+    for container in containers:
+        found = host.ansible("handmade.containers.container_info", "name=%s" % container.name, check=False)
+        facts = found["containers"][0]
+        assert facts["state"] == "running", facts
+        if container.spec.get("healthcheck"):
+            assert facts["health"]["status"] == "healthy", facts["health"]
+            assert facts["restart_policy"] == "always"
+        else:
+            assert facts["health"] is None and facts["restart_policy"] == "no", facts

@@ -34,6 +34,7 @@ from ansible_collections.handmade.containers.plugins.module_utils._cgroup import
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.errors import CgroupError
 from ansible_collections.handmade.containers.plugins.module_utils._cgroup.manager import ensure_present
 from ansible_collections.handmade.containers.plugins.module_utils._container import (
+    inspect,
     launch,
     lifecycle,
     placement as placement_,
@@ -75,12 +76,17 @@ def ensure_container(params, check_mode=False, state_root=STATE_ROOT):
     lock_fd = None if check_mode else lock_container(name, state_root)
     try:
         if state == "absent":
-            return _absent(params, check_mode, state_root)
-        result = _present(params, check_mode, state_root)
+            result = _absent(params, check_mode, state_root)
+        else:
+            result = _present(params, check_mode, state_root)
     finally:
         if lock_fd is not None:
             os.close(lock_fd)
-    return lifecycle.await_health(params, result, state_root) if not check_mode else result
+    if not check_mode:
+        result = lifecycle.await_health(params, result, state_root)
+    # What container_info says of it now, so that one task tells all (the role's container_status).
+    result["info"] = inspect.inspect_container(StateDir(name, state_root))
+    return result
 
 
 class _Outcome:

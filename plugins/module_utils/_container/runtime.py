@@ -43,7 +43,7 @@ def _load_everything():
     ships a module with the module_utils its imports name, ships these too.
     """
     from ansible_collections.handmade.containers.plugins.module_utils._container import (  # noqa: F401
-        boot, compose, relaunch, supervisor)
+        boot, compose, probe, relaunch, supervisor)
     package = sys.modules[PACKAGE]
     for _finder, name, _is_package in pkgutil.walk_packages(list(package.__path__), PACKAGE + "."):
         if name not in sys.modules:

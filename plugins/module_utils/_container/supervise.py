@@ -315,19 +315,23 @@ HEALTH_POLL = 0.05
 
 
 def wait_healthy(state_dir, timeout):
-    """Wait until the supervisor records the container ``healthy``; returns its health.
+    """Wait until the supervisor records the running container ``healthy``; returns its health.
 
     Raises ContainerError, the container left running, once ``timeout``
-    seconds pass first or the container exits for good (exited, no
-    restart to come): the message quotes the last check's output.
+    seconds pass first or the container exits for good (not running, and
+    its supervisor gone: no restart to come). A status of an earlier run
+    (the supervisor of a new start has not written its own yet) is never
+    taken for this one's: it must name the running PID 1.
     """
     deadline = time.monotonic() + timeout
     while True:
+        record = state_dir.read()
         status = read_status(state_dir)
         found = status.get("health") or {}
-        if status.get("state") == "running" and found.get("status") == health.HEALTHY:
+        running = record is not None and record.is_running()
+        if running and status.get("pid") == record.pid and found.get("status") == health.HEALTHY:
             return found
-        if status.get("state") == "exited" or not state_dir.exists():
+        if not running and not find_supervisors(state_dir):
             raise ContainerError("container %s exited (exit code %s) before it was healthy%s: see its log "
                                  "(container_info with logs_tail)" % (state_dir.name, status.get("exit_code"),
                                                                       _last_check(found)))

@@ -339,7 +339,7 @@ class Supervisor:
             elif self.launcher is not None and pid == self.launcher[0]:
                 self._launcher_done(status)
             elif self.probe is not None and pid == self.probe[0]:
-                self._probe_done()
+                self._probe_done(status)
             # Anything else is an orphan of the container handed to us as subreaper: reaped, no more.
 
     def _watch_adopted(self):
@@ -496,8 +496,8 @@ class Supervisor:
             pass
         self.probe = self.probe[:3] + (None,)  # reaped, and recorded, as it exits
 
-    def _probe_done(self):
-        pid, report_r, started, _kill_at = self.probe
+    def _probe_done(self, status):
+        _pid, report_r, started, kill_at = self.probe
         self.probe = None
         try:
             report = json.loads(os.read(report_r, 65536).decode("utf-8") or "{}")
@@ -507,7 +507,11 @@ class Supervisor:
         if report.get("gone") or self.pid is None or self.stopping:
             return  # the container it checked is over: no result of the running one
         if "exit_code" not in report:
-            report = {"exit_code": -1, "output": health.timed_out_output(self.healthcheck["timeout"])}
+            if kill_at is None:  # killed by _kill_probe
+                output = health.timed_out_output(self.healthcheck["timeout"])
+            else:
+                output = "the health check's process ended without a result (wait status %d)" % status
+            report = {"exit_code": -1, "output": output}
         self._checked(started, report)
 
     def _checked(self, started, report):
