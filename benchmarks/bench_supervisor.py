@@ -8,7 +8,11 @@
   of a container printing 50 000 lines a second into its log;
 * restart latency of ``restart_policy: always``: from kill -9 of PID 1 to
   the new PID 1 running, median of the runs (the back-off's first 100 ms
-  included, as with ``docker run --restart always``).
+  included, as with ``docker run --restart always``);
+* one health check: its wall time as the supervisor records it and the
+  CPU time of the probe process it starts, beside ``nsenter`` running the
+  same command in the container's namespaces (an exec with nothing of the
+  container's security applied).
 
 Usage (as root): scripts/bench.sh supervisor   or   python benchmarks/bench_supervisor.py [--runs N]
 """
@@ -42,10 +46,12 @@ def memory_kb(pid):
     return int(fields["VmRSS"].split()[0]), int(fields["RssAnon"].split()[0])
 
 
-def cpu_ms(pid):
+def cpu_ms(pid, children=False):
+    """CPU time of ``pid`` (``children``: of its children that it reaped) in ms."""
     with open("/proc/%d/stat" % pid) as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000.0 / TICKS
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) * 1000.0 / TICKS
 
 
 def supervisor_of(name):
@@ -104,6 +110,38 @@ def restart_latency(rootfs, runs):
     return times
 
 
+def health_check_cost(rootfs, window=8.0):
+    """(median wall ms, CPU ms per check, checks seen) of a check of ["true"] every second."""
+    name, pid = started(rootfs, ["/bin/sleep", "1000"], healthcheck={"test": ["CMD", "true"], "interval": 1})
+    try:
+        supervisor = supervisor_of(name)
+        seen = {}
+        before = cpu_ms(supervisor, children=True)
+        deadline = time.monotonic() + window
+        while time.monotonic() < deadline:
+            for entry in (supervise.read_status(StateDir(name)).get("health") or {}).get("log") or []:
+                seen[entry["start"]] = entry["end"] - entry["start"]
+            time.sleep(0.05)
+        spent = cpu_ms(supervisor, children=True) - before
+    finally:
+        ensure_state({"name": name, "state": "absent", "stop_timeout": 0})
+    return statistics.median(seen.values()) * 1000, spent / max(1, len(seen)), len(seen)
+
+
+def nsenter_exec_ms(rootfs, runs=5):
+    name, pid = started(rootfs, ["/bin/sleep", "1000"])
+    times = []
+    try:
+        for _run in range(runs):
+            begun = time.perf_counter()
+            subprocess.run(["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "true"],
+                           check=True)
+            times.append(time.perf_counter() - begun)
+    finally:
+        ensure_state({"name": name, "state": "absent", "stop_timeout": 0})
+    return statistics.median(times) * 1000
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -143,6 +181,11 @@ def main():
     print("restart_policy always, kill -9 of PID 1 until the new PID 1 runs, %d runs, median (min-max):" % args.runs)
     print("  %-44s %6.0f ms  (%.0f-%.0f)" % ("handmade supervisor + launcher", statistics.median(times) * 1000,
                                              min(times) * 1000, max(times) * 1000))
+    wall, cpu, checks = health_check_cost(rootfs)
+    print("one health check of [CMD, true], every second (%d checks seen), median:" % checks)
+    print("  %-44s %6.0f ms  (CPU %.0f ms per check)" % ("handmade probe (exec with seccomp, caps, cgroup)",
+                                                          wall, cpu))
+    print("  %-44s %6.0f ms" % ("nsenter -t PID1 ... true (no security applied)", nsenter_exec_ms(rootfs)))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Standard library only: the supervisor imports it.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import datetime
 import math
 import re
 
@@ -167,6 +166,8 @@ def last_output(health):
 
 def iso8601(seconds):
     """Seconds since the epoch as ISO 8601 in UTC, to the millisecond, as container_info shows times."""
+    # Imported here: the supervisor imports this module and never formats a time (datetime is 0.5 MB to it).
+    import datetime
     if seconds is None:
         return None
     moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
