@@ -25,7 +25,9 @@ PACKAGES=$PACKAGES,gcc,libc6-dev
 # kernel, so the root filesystem carries them (and what they depend on).
 # overlay, veth and bridge are there for container networking experiments;
 # loop gives the device tests a block device of their own to refuse.
-MODULES="virtio_pci virtio_net virtio_rng overlay veth bridge loop"
+# virtio_blk and ext4 mount the VM's disk, which keeps what a host keeps
+# across a reboot (see /init below).
+MODULES="virtio_pci virtio_net virtio_rng virtio_blk ext4 overlay veth bridge loop"
 
 # The newest kernel the linux-image-amd64 metapackage points at; naming it in
 # the digest makes a kernel update build a new image.
@@ -94,10 +96,36 @@ EOF
     # the initial rootfs (it has no parent mount), and containers need
     # pivot_root, so /init bind-mounts the rootfs onto a mount of its own,
     # moves that over / and starts systemd there.
-    mkdir "$root/sysroot"
+    #
+    # The root filesystem is RAM, new at every boot. What a host keeps across
+    # a reboot (the collection's boot records, root filesystems and runtime
+    # in /var/lib/handmade-containers, the units in /etc/systemd/system) lives
+    # on the VM's disk (vm.sh gives each VM one, ext4): the first boot copies
+    # the image's directories there, every boot mounts them over the image's.
+    mkdir "$root/sysroot" "$root/persist"
     cat >"$root/init" <<'EOF'
 #!/bin/sh
+# Every mount is made below /sysroot before it moves over /: until the
+# chroot, this process's root is still the initramfs beneath it.
 mount --bind / /sysroot
+mount -t proc proc /proc
+mount -t devtmpfs devtmpfs /dev
+for module in virtio_pci virtio_blk ext4; do modprobe "$module"; done
+for _ in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
+if mount -t ext4 /dev/vda /sysroot/persist; then
+    for kept in var/lib/handmade-containers etc/systemd/system; do
+        mkdir -p "/sysroot/$kept"
+        if [ ! -d "/sysroot/persist/$kept" ]; then
+            mkdir -p "/sysroot/persist/$kept"
+            cp -a "/sysroot/$kept/." "/sysroot/persist/$kept/"
+        fi
+        mount --bind "/sysroot/persist/$kept" "/sysroot/$kept"
+    done
+else
+    echo "init: no disk at /dev/vda: nothing is kept across a reboot" >&2
+fi
+umount /dev
+umount /proc
 cd /sysroot
 mount --move . /
 exec chroot . /sbin/init "$@"

@@ -15,6 +15,7 @@
 #   HANDMADE_VM_MEMORY       guest RAM, default 1536M (the root fs lives in it)
 #   HANDMADE_VM_CPUS         virtual CPUs, default 1 (two TCG VMs on a 2-core host)
 #   HANDMADE_VM_BOOT_TIMEOUT seconds to wait for SSH, default 300
+#   HANDMADE_VM_DISK         size of the disk kept across reboots, default 8G (sparse)
 # shellcheck source-path=SCRIPTDIR/../.. source=scripts/common.sh
 source "$(dirname "$0")/../../scripts/common.sh"
 
@@ -23,6 +24,7 @@ ACCEL=${HANDMADE_VM_ACCEL:-tcg}
 MEMORY=${HANDMADE_VM_MEMORY:-1536M}
 CPUS=${HANDMADE_VM_CPUS:-1}
 BOOT_TIMEOUT=${HANDMADE_VM_BOOT_TIMEOUT:-300}
+DISK=${HANDMADE_VM_DISK:-8G}
 
 # The VM's host keys are baked into the cached image and its ports are reused
 # between runs, so there is nothing to remember about them.
@@ -92,6 +94,11 @@ cmd_start() {
     mkdir -p "$dir"
     echo "$layout" >"$dir/layout"
     echo "$image" >"$dir/image"
+    # The disk that keeps what a host keeps across a reboot (the image's /init
+    # mounts it): sparse, so it costs what is written to it.
+    truncate -s "$DISK" "$dir/disk.raw"
+    mkfs.ext4 -q -F -L handmade-vm "$dir/disk.raw" ||
+        die "mkfs.ext4 could not make the disk of VM $name (apt-get install e2fsprogs)"
     # A free port can be taken between choosing it and QEMU binding it:
     # QEMU then exits before daemonizing, and another port is tried.
     for _ in 1 2 3 4 5; do
@@ -102,7 +109,8 @@ cmd_start() {
             -append "console=ttyS0 rdinit=/init mitigations=off systemd.hostname=$name $(cgroup_cmdline "$layout")" \
             -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:22" -device virtio-net-pci,netdev=net0 \
             -device virtio-rng-pci \
-            -display none -vga none -monitor none -serial "file:$dir/console.log" -no-reboot \
+            -drive "file=$dir/disk.raw,format=raw,if=virtio" \
+            -display none -vga none -monitor none -serial "file:$dir/console.log" \
             -daemonize -pidfile "$dir/qemu.pid" 2>"$dir/qemu.err"; then
             echo "$port" >"$dir/port"
             echo "$port"
