@@ -372,7 +372,7 @@ def _stop_timeout(value):
 
 def wait_healthy_timeout(value):
     try:
-        seconds = float(300.0 if value is None else value)
+        seconds = float(options.OPTIONS_BY_NAME["wait_healthy_timeout"].default if value is None else value)
     except (TypeError, ValueError):
         seconds = None
     if seconds is None or not 0 <= seconds < float("inf"):

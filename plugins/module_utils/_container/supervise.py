@@ -332,6 +332,9 @@ def wait_healthy(state_dir, timeout):
         if running and status.get("pid") == record.pid and found.get("status") == health.HEALTHY:
             return found
         if not running and not find_supervisors(state_dir):
+            # Read again: the supervisor may have recorded the exit and left since the read above.
+            status = read_status(state_dir)
+            found = status.get("health") or {}
             raise ContainerError("container %s exited (exit code %s) before it was healthy%s: see its log "
                                  "(container_info with logs_tail)" % (state_dir.name, status.get("exit_code"),
                                                                       _last_check(found)))
