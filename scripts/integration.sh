@@ -15,7 +15,8 @@ source "$(dirname "$0")/ansible_core.sh"
 require_root integration
 # gcc and libc6-dev (a static libc) build the chroot-escape program of
 # test_ns_exec.py, which skips where there is no gcc: here there always is.
-apt_install busybox-static gnupg runc bubblewrap cgroup-tools util-linux gcc libc6-dev
+# keyutils (keyctl): test_demo.py runs the demo, which puts a key in the host's keyring.
+apt_install busybox-static gnupg runc bubblewrap cgroup-tools util-linux gcc libc6-dev keyutils
 ensure_venv
 ensure_collection_path
 cd "$ROOT"
