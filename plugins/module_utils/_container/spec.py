@@ -358,27 +358,28 @@ def _capabilities(names):
         raise ContainerError(str(exc))
 
 
-def _stop_timeout(value):
+def _seconds(name, value, example):
+    """A setting of ``name`` as finite seconds, 0 or more, or the ContainerError naming the fix."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = None
     # NaN compares false with everything: "not 0 <= seconds" refuses it too.
     if seconds is None or not 0 <= seconds < float("inf"):
-        raise ContainerError("stop_timeout %r is not a number of seconds: give a finite number, 0 or more, "
-                             "for example 10" % (value,))
+        raise ContainerError("%s %r is not a number of seconds: give a finite number, 0 or more, for example %s"
+                             % (name, value, example))
     return seconds
+
+
+def _stop_timeout(value):
+    return _seconds("stop_timeout", value, 10)
 
 
 def wait_healthy_timeout(value):
-    try:
-        seconds = float(options.OPTIONS_BY_NAME["wait_healthy_timeout"].default if value is None else value)
-    except (TypeError, ValueError):
-        seconds = None
-    if seconds is None or not 0 <= seconds < float("inf"):
-        raise ContainerError("wait_healthy_timeout %r is not a number of seconds: give a finite number, 0 or "
-                             "more, for example 300" % (value,))
-    return seconds
+    """``wait_healthy_timeout`` in seconds; None is its default."""
+    if value is None:
+        value = options.OPTIONS_BY_NAME["wait_healthy_timeout"].default
+    return _seconds("wait_healthy_timeout", value, 300)
 
 
 def exec_spec(name, config, params, pid):
